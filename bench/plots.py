@@ -1,0 +1,121 @@
+"""Seaborn figures for the report. Each function returns a Figure, or None when the data cannot support the plot."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # reports run on headless machines and inside tests
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+MAX_CURVE_PANELS = 24  # beyond this a facet grid is unreadable; the table still lists every model
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def _family_palette(families) -> dict:
+    # One colour per family shared by every figure, so a family reads the same everywhere.
+    names = sorted({str(f) for f in families})
+    return dict(zip(names, sns.color_palette("tab10", n_colors=max(len(names), 1))))
+
+
+def _label_points(ax, xs, ys, labels) -> None:
+    for x, y, text in zip(xs, ys, labels):
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+
+
+def accuracy_vs_time(summary: pd.DataFrame):
+    """The article's closing figure: accuracy against training time, colour = family, size = parameters."""
+    d = summary.dropna(subset=["acc_mean", "total_s"]).assign(acc=lambda t: 100 * t.acc_mean)
+    if d.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    ax.errorbar(d.total_s, d.acc, yerr=100 * d.acc_std.fillna(0), fmt="none", ecolor="0.6", zorder=1)
+    has_size = d.params_m.notna().any()
+    sns.scatterplot(data=d, x="total_s", y="acc", hue="family", palette=_family_palette(d.family),
+                    size="params_m" if has_size else None, sizes=(40, 500), alpha=0.85, ax=ax, zorder=2)
+    _label_points(ax, d.total_s, d.acc, d.model)
+    ax.set(xlabel="training time, mean per run (s)", ylabel="accuracy (%)",
+           title="Accuracy vs training time (marker size = parameters, M)")
+    ax.legend(loc="best", fontsize=8)
+    return fig
+
+
+def family_bars(runs: pd.DataFrame):
+    """Bars per model grouped and coloured by family; error bars are the sd over seeds/folds."""
+    d = runs.dropna(subset=["final_accuracy"]).assign(acc=lambda t: 100 * t.final_accuracy)
+    if d.empty:
+        return None
+    means = d.groupby("model").acc.mean()
+    order = (d.drop_duplicates("model").assign(m=lambda t: t.model.map(means))
+             .sort_values(["family", "m"], ascending=[True, False]).model.tolist())
+    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(order) + 2), 5))
+    sns.barplot(data=d, x="model", y="acc", hue="family", order=order, palette=_family_palette(d.family),
+                errorbar="sd", capsize=0.2, dodge=False, ax=ax)
+    ax.set(xlabel="", ylabel="accuracy (%)", title="Accuracy by family (mean ± sd over seeds/folds)")
+    lo = max(0.0, d.acc.min() - 5)
+    ax.set_ylim(lo, min(100.0, d.acc.max() + 3))
+    ax.tick_params(axis="x", rotation=60)
+    plt.setp(ax.get_xticklabels(), ha="right")
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(curves: pd.DataFrame):
+    """Validation accuracy per epoch across both phases; the shaded span is phase 1 (frozen body)."""
+    d = curves.dropna(subset=["accuracy", "epoch"])
+    if d.empty:
+        return None
+    models = list(dict.fromkeys(d.model))[:MAX_CURVE_PANELS]
+    d = d[d.model.isin(models)].assign(acc=lambda t: 100 * t.accuracy)
+    g = sns.relplot(data=d, x="epoch", y="acc", col="model", col_order=models, col_wrap=min(4, len(models)),
+                    kind="line", marker="o", errorbar="sd", height=2.6, aspect=1.25,
+                    facet_kws=dict(sharey=True, sharex=False))
+    for model, ax in g.axes_dict.items():
+        phase1 = d[(d.model == model) & (d.phase == 1)].epoch
+        if len(phase1):
+            boundary = phase1.max() + 0.5
+            ax.axvspan(d[d.model == model].epoch.min() - 0.5, boundary, color="0.85", alpha=0.5, lw=0)
+            ax.axvline(boundary, color="0.3", ls="--", lw=1)
+        ax.set_title(model, fontsize=9)
+    g.set_axis_labels("epoch (both phases)", "accuracy (%)")
+    g.figure.suptitle("Learning curves (shaded: phase 1, frozen body; dashed: unfreeze)", y=1.02)
+    return g.figure
+
+
+def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
+    """Models that no other model beats on both fewer parameters and higher accuracy."""
+    d = points.sort_values(["params_m", "acc"], ascending=[True, False])
+    keep = d.acc > d.acc.cummax().shift(fill_value=-np.inf)
+    return d[keep]
+
+
+def accuracy_vs_params(summary: pd.DataFrame):
+    d = summary.dropna(subset=["acc_mean", "params_m"]).assign(acc=lambda t: 100 * t.acc_mean)
+    if d.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    sns.scatterplot(data=d, x="params_m", y="acc", hue="family", palette=_family_palette(d.family), s=70, ax=ax)
+    front = pareto_front(d)
+    ax.step(front.params_m, front.acc, where="post", color="crimson", lw=1.5, label="Pareto front")
+    _label_points(ax, d.params_m, d.acc, d.model)
+    if d.params_m.max() / max(d.params_m.min(), 1e-9) > 8:
+        ax.set_xscale("log")
+    ax.set(xlabel="parameters (M, 1000-class head)", ylabel="accuracy (%)", title="Accuracy vs parameters")
+    ax.legend(loc="best", fontsize=8)
+    return fig
+
+
+PLOTS = {
+    "accuracy_vs_time": ("Accuracy vs training time", lambda s, r, c: accuracy_vs_time(s)),
+    "family_bars": ("Accuracy by family", lambda s, r, c: family_bars(r)),
+    "learning_curves": ("Learning curves", lambda s, r, c: learning_curves(c)),
+    "accuracy_vs_params": ("Accuracy vs parameters", lambda s, r, c: accuracy_vs_params(s)),
+}
+
+
+def save(fig, path) -> None:
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)

@@ -1,0 +1,295 @@
+"""Reports on result files written here, in the shape docs/SCHEMA.md specifies (plus older and broken variants)."""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from bench import report
+from bench.plots import pareto_front
+
+# Accuracy per seed: resnet34 is clearly best, resnet50 a consistent 2 pp behind (beyond noise),
+# seresnet50 is behind on average but swings around resnet34 (within noise).
+ACC = {
+    "resnet34": [0.90, 0.92, 0.91],
+    "resnet50": [0.88, 0.90, 0.8905],
+    "seresnet50": [0.93, 0.86, 0.90],
+}
+FAMILY = {"resnet34": "resnet", "resnet50": "resnet", "seresnet50": "seresnet", "xresnet50": "xresnet"}
+PARAMS = {"resnet34": 21.8e6, "resnet50": 25.6e6, "seresnet50": 28.1e6, "xresnet50": 25.5e6}
+
+
+def run_row(arch, seed, acc, *, dataset="digits", status="ok", attempt="20250101T000000000000", run_id=None, **kw):
+    rid = run_id or hashlib.sha256(f"{arch}{seed}{dataset}{kw}".encode()).hexdigest()[:12]
+    row = dict(run_id=rid, attempt=attempt, timestamp="2025-01-01T00:10:00+00:00", status=status,
+               error="" if status == "ok" else "RuntimeError: CUDA out of memory", experiment="quick",
+               arch=arch, family=FAMILY[arch], source="torchvision" if "se" not in arch else "pytorchcv",
+               head="custom", layer_groups="default", pretrained="auto", dataset=dataset, img_size=64,
+               batch_size=64, pct_images=1.0, seed=seed, split_seed=0, n_folds=1, fold=0, head_epochs=1,
+               ft_epochs=2, top_k=5, params_1k=PARAMS[arch],
+               final_accuracy=acc if status == "ok" else "", best_accuracy=acc if status == "ok" else "",
+               best_epoch=3 if status == "ok" else "", final_top_k=min(1.0, acc + 0.05) if status == "ok" else "",
+               phase1_seconds=10, phase2_seconds=40, total_seconds=50 + seed,
+               epoch_log=f"{dataset}/epochs/{rid}.csv")
+    row.update(kw)
+    return row
+
+
+def write_csv(path: Path, rows: list[dict], trailing_newline=True):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    if not trailing_newline:
+        path.write_bytes(path.read_bytes().rstrip(b"\r\n"))
+
+
+def write_epochs(results: Path, row: dict, final_acc: float):
+    rows = [dict(run_id=row["run_id"], attempt=row["attempt"], phase=1 if e == 1 else 2, epoch=e,
+                 phase_epoch=1 if e == 1 else e - 1, train_loss=1.0 / e, valid_loss=1.2 / e,
+                 accuracy=final_acc - 0.1 * (3 - e), top_k_accuracy=0.99, lr=1e-3, mom=0.9, seconds=10 + e)
+            for e in (1, 2, 3)]
+    path = results / row["epoch_log"]
+    old = pd.read_csv(path, dtype=str).to_dict("records") if path.exists() else []
+    write_csv(path, old + rows)
+
+
+def make_results(base: Path) -> Path:
+    res = base / "results"
+    rows = []
+    for arch, accs in ACC.items():
+        for seed, acc in enumerate(accs):
+            rows.append(run_row(arch, seed, acc))
+    # An earlier attempt of resnet34 seed 0 that must be superseded by the later one (0.90).
+    rows.insert(0, run_row("resnet34", 0, 0.10, attempt="20240101T000000000000"))
+    # A failure later retried successfully (not listed), and an arch that only ever failed (listed).
+    rows.append(run_row("resnet50", 0, 0, status="failed", attempt="20240601T000000000000"))
+    rows.append(run_row("xresnet50", 0, 0, status="failed"))
+    # A second dataset with a single run, and an article arch with two layer_groups settings.
+    rows.append(run_row("seresnet50", 0, 0.5, dataset="pets", layer_groups="custom"))
+    write_csv(res / "runs.csv", rows, trailing_newline=False)
+    for r in rows:
+        if r["status"] == "ok":
+            write_epochs(res, r, float(r["final_accuracy"]))
+    write_csv(res / "speed.csv", [dict(arch="resnet34", img_size=64, gmacs=0.3, status="ok", params=21.8e6),
+                                  dict(arch="resnet50", img_size=224, gmacs=4.1, status="ok", params=25.6e6)])
+    return res
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    # Plotting is the slow part: one full report is shared by the tests that only read it.
+    res = make_results(tmp_path_factory.mktemp("full"))
+    return res, report.build_report(res)
+
+
+def digits(result):
+    return result.summary[result.summary.dataset == "digits"].set_index("model")
+
+
+def test_aggregates_mean_std_n_and_keeps_latest_attempt(full):
+    _, result = full
+    s = digits(result)
+    assert s.loc["resnet34", "n"] == 3  # the superseded 0.10 attempt is not a fourth replicate
+    assert s.loc["resnet34", "acc_mean"] == pytest.approx(np.mean(ACC["resnet34"]))
+    assert s.loc["resnet34", "acc_std"] == pytest.approx(np.std(ACC["resnet34"], ddof=1))
+    assert s.loc["resnet34", "params_m"] == pytest.approx(21.8)
+    assert s.loc["resnet34", "epoch_s"] == pytest.approx(20.0)  # phase-2 seconds / ft_epochs
+    assert s.loc["resnet34", "total_s"] == pytest.approx(51.0)
+    assert s.loc["resnet34", "gmacs"] == pytest.approx(0.3)
+    assert np.isnan(s.loc["resnet50", "gmacs"])  # speed row at 224 px does not describe a 64 px run
+    assert list(s.index) == ["resnet34", "seresnet50", "resnet50", "xresnet50"]  # by mean accuracy, failed last
+
+
+def test_failed_runs_are_listed_not_dropped(full):
+    _, result = full
+    s = digits(result)
+    assert s.loc["xresnet50", "status"] == "failed"
+    assert s.loc["xresnet50", "n"] == 0
+    assert "out of memory" in s.loc["xresnet50", "error"]
+    assert s.loc["resnet50", "status"] == "ok"  # its failure was retried successfully
+    assert list(result.failed.arch) == ["xresnet50"]
+    assert any("retry" in n for n in result.notes)
+    md = (result.html.parent / "report" / "summary.md").read_text()
+    assert re.search(r"\| xresnet50 \|.*\| failed: RuntimeError", md)
+
+
+def test_published_column_matches_arch_and_layer_groups(full):
+    _, result = full
+    s = result.summary.set_index(["dataset", "model"])
+    assert s.loc[("digits", "resnet34"), "published_acc"] == pytest.approx(0.597)  # 224 px row, not the 448 px one
+    assert s.loc[("digits", "seresnet50"), "published_acc"] == pytest.approx(0.624)  # default layer groups
+    assert s.loc[("pets", "seresnet50"), "published_acc"] == pytest.approx(0.635)  # custom layer groups
+    assert s.loc[("digits", "xresnet50"), "published_acc"] == pytest.approx(0.347)  # failed rows still show it
+    assert np.isnan(s.loc[("digits", "seresnet50"), "published_top_k"])  # the article gave none
+
+
+def test_paired_intervals_and_noise_marks(full):
+    _, result = full
+    c = result.comparisons.set_index(["a", "b"])
+    diff = np.subtract(ACC["resnet34"], ACC["resnet50"])
+    half = stats.t.ppf(0.975, 2) * diff.std(ddof=1) / np.sqrt(3)
+    row = c.loc[("resnet34", "resnet50")]
+    assert row.n_pairs == 3
+    assert (row["diff"], row.ci_lo, row.ci_hi) == pytest.approx((diff.mean(), diff.mean() - half, diff.mean() + half))
+    assert not row.within_noise
+    assert c.loc[("resnet34", "seresnet50")].within_noise
+    assert len(result.comparisons) == 3  # every pair of models with >=2 seeds; single-run dataset has none
+    s = digits(result)
+    assert s.loc["resnet34", "noise"] == "best"
+    assert s.loc["resnet50", "noise"] == "beyond noise"
+    assert s.loc["seresnet50", "noise"] == "within noise"
+    assert s.loc["xresnet50", "noise"] == ""
+
+
+def test_writes_tables_plots_and_self_contained_html(full):
+    res, result = full
+    art = res / "report"
+    for name in ["summary.csv", "summary.md", "comparisons.csv", "failed.csv",
+                 "digits_accuracy_vs_time.png", "digits_family_bars.png", "digits_learning_curves.png",
+                 "digits_accuracy_vs_params.png", "pets_accuracy_vs_time.png"]:
+        assert (art / name).stat().st_size > 0, name
+    assert result.html == res / "report.html"
+    page = result.html.read_text()
+    assert page.count("data:image/png;base64,") == 8  # 4 per dataset
+    assert not re.search(r"(src|href)=\"(https?:)?//", page)  # nothing to fetch
+    assert "Best: resnet34" in page and "beyond noise" in page
+    md = (art / "summary.md").read_text()
+    table = [l for l in md.splitlines() if l.startswith("|")]
+    assert len(table) == 2 + 4 + 2 + 1  # digits: header, rule, 4 models; pets: header, rule, 1 model
+    assert len({len(re.split(r"(?<!\\)\|", l)) for l in table}) == 1  # same number of cells in every row
+    back = pd.read_csv(art / "summary.csv")
+    assert set(back.model) == {"resnet34", "resnet50", "seresnet50", "xresnet50"}
+
+
+def test_learning_curves_use_only_the_kept_attempt(full):
+    res, _ = full
+    ok, _, _ = report.latest_attempts(report.load_runs(res))
+    curves = report.load_curves(res, ok)
+    r34 = curves[(curves.model == "resnet34") & (curves.dataset == "digits")]
+    assert len(r34) == 9  # 3 seeds × 3 epochs, the 2024 attempt's rows are excluded
+    assert r34.accuracy.min() > 0.5
+
+
+def test_variants_of_one_arch_are_not_pooled(tmp_path):
+    res = tmp_path / "r"
+    rows = [run_row("resnet34", s, 0.8 + 0.01 * s, img_size=size, epoch_log="")
+            for size in (64, 128) for s in (0, 1)]
+    write_csv(res / "runs.csv", rows)
+    s = report.build_report(res).summary
+    assert sorted(s.model) == ["resnet34 [img_size=128]", "resnet34 [img_size=64]"]
+    assert (s.n == 2).all()
+
+
+def test_older_files_with_missing_columns(tmp_path):
+    res = tmp_path / "old"
+    keep = ["run_id", "timestamp", "arch", "family", "source", "dataset", "seed", "final_accuracy", "total_seconds"]
+    rows = [{k: v for k, v in run_row(a, s, acc).items() if k in keep}
+            for a, accs in ACC.items() for s, acc in enumerate(accs)]
+    rows.append({**{k: v for k, v in run_row("xresnet50", 0, 0).items() if k in keep}, "final_accuracy": ""})
+    write_csv(res / "runs.csv", rows)
+    result = report.build_report(res)
+    s = digits(result)
+    assert s.loc["resnet34", "n"] == 3
+    assert s.loc["xresnet50", "status"] == "failed"  # no status column: no accuracy means it did not finish
+    assert s[["params_m", "topk_mean", "gmacs", "epoch_s"]].isna().all().all()
+    assert len(result.comparisons) == 3  # pairs by seed even without split_seed/fold columns
+    assert result.html.exists()
+
+
+def test_numeric_looking_run_ids_stay_ids(tmp_path):
+    res = tmp_path / "r"
+    write_csv(res / "runs.csv", [run_row("resnet34", 0, 0.5, run_id="1e5000000000", attempt="1"),
+                                 run_row("resnet34", 0, 0.7, run_id="1e5000000000", attempt="2"),
+                                 run_row("resnet34", 1, 0.6, run_id="000000000001")])
+    ok, _, _ = report.latest_attempts(report.load_runs(res))
+    assert sorted(ok.run_id) == ["000000000001", "1e5000000000"]
+    assert ok.set_index("run_id").final_accuracy["1e5000000000"] == 0.7
+
+
+def test_single_run(tmp_path):
+    res = tmp_path / "one"
+    row = run_row("resnet34", 0, 0.9)
+    write_csv(res / "runs.csv", [row])
+    write_epochs(res, row, 0.9)
+    result = report.build_report(res, out_dir=tmp_path / "out")
+    assert len(result.summary) == 1 and result.comparisons.empty
+    assert "No other model" in report.headline(result.summary)
+    assert (tmp_path / "out" / "report.html").exists()
+
+
+def test_filters(full):
+    res, _ = full
+    result = report.build_report(res, out_dir=res.parent / "filtered", family="resnet", dataset="digits")
+    assert set(result.summary.model) == {"resnet34", "resnet50"}
+    with pytest.raises(report.ReportError, match=r"dataset='cifar'.*available: digits, pets"):
+        report.build_report(res, out_dir=res.parent / "filtered", dataset="cifar")
+
+
+def _cli(argv):
+    parser = argparse.ArgumentParser(prog="bench")
+    report.add_cli(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda d: None, "does not exist"),
+    (lambda d: d.mkdir(), "no runs"),
+    (lambda d: (d.mkdir(), (d / "runs.csv").write_text("")), "no runs"),
+    (lambda d: write_csv(d / "runs.csv", [run_row("resnet34", 0, 0.9)]) and None, None),
+])
+def test_cli_exit_codes_and_messages(tmp_path, capsys, setup, message):
+    res = tmp_path / "results"
+    setup(res)
+    code = _cli(["report", "--results", str(res)])
+    out, err = capsys.readouterr()
+    if message is None:
+        assert code == 0 and "Best: resnet34" in out and "report.html" in out
+    else:
+        assert code == 2
+        assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_pareto_front():
+    pts = pd.DataFrame(dict(params_m=[1, 2, 3, 4, 5], acc=[50, 60, 55, 70, 70], model=list("abcde")))
+    assert list(pareto_front(pts).model) == ["a", "b", "d"]
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+# Appended to a copy of the report: sorts by accuracy, then records what the browser really decoded.
+PROBE = """<script>
+document.querySelectorAll('table.sortable th')[5].click();  // accuracy, ascending
+document.body.dataset.firstModel = document.querySelector('table.sortable tbody tr').cells[0].textContent;
+document.body.dataset.decoded = [...document.images].filter(i => i.complete && i.naturalWidth > 0).length;
+</script>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (Debian package `chromium`; .ci/run installs it)")
+def test_renders_in_headless_chromium(full, tmp_path):
+    _, result = full
+    page = tmp_path / "probe.html"
+    page.write_text(result.html.read_text().replace("</body>", PROBE + "</body>"))
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
+    dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    assert dom.count("<table class=\"sortable\">") == 2
+    assert re.search(r'data-decoded="8"', dom), "not every inlined image decoded"
+    assert 'data-first-model="resnet50"' in dom  # lowest mean accuracy first; the failed row (blank) goes last
+    shot = tmp_path / "shot.png"
+    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1400,1800", result.html.as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.stat().st_size > 20_000  # a blank page is a few kB
