@@ -8,6 +8,7 @@ matplotlib.use("Agg")  # reports run on headless machines and inside tests
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 MAX_CURVE_PANELS = 24  # beyond this a facet grid is unreadable; the table still lists every model
@@ -35,11 +36,13 @@ def accuracy_vs_time(summary: pd.DataFrame):
     ax.errorbar(d.total_s, d.acc, yerr=100 * d.acc_std.fillna(0), fmt="none", ecolor="0.6", zorder=1)
     has_size = d.params_m.notna().any()
     sns.scatterplot(data=d, x="total_s", y="acc", hue="family", palette=_family_palette(d.family),
-                    size="params_m" if has_size else None, sizes=(40, 500), alpha=0.85, ax=ax, zorder=2)
+                    size="params_m" if has_size else None, sizes=(20, 600), alpha=0.85, ax=ax, zorder=2,
+                    # from zero, so marker area is proportional to the parameter count rather than its rank
+                    size_norm=(0, d.params_m.max()) if has_size else None)
     _label_points(ax, d.total_s, d.acc, d.model)
     ax.set(xlabel="training time, mean per run (s)", ylabel="accuracy (%)",
            title="Accuracy vs training time (marker size = parameters, M)")
-    ax.legend(loc="best", fontsize=8)
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     return fig
 
 
@@ -80,6 +83,7 @@ def learning_curves(curves: pd.DataFrame):
             ax.axvspan(d[d.model == model].epoch.min() - 0.5, boundary, color="0.85", alpha=0.5, lw=0)
             ax.axvline(boundary, color="0.3", ls="--", lw=1)
         ax.set_title(model, fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     g.set_axis_labels("epoch (both phases)", "accuracy (%)")
     g.figure.suptitle("Learning curves (shaded: phase 1, frozen body; dashed: unfreeze)", y=1.02)
     return g.figure
@@ -99,12 +103,15 @@ def accuracy_vs_params(summary: pd.DataFrame):
     fig, ax = plt.subplots(figsize=(8, 5.5))
     sns.scatterplot(data=d, x="params_m", y="acc", hue="family", palette=_family_palette(d.family), s=70, ax=ax)
     front = pareto_front(d)
-    ax.step(front.params_m, front.acc, where="post", color="crimson", lw=1.5, label="Pareto front")
+    # Carried on to the largest model so a one-point front (one model dominating all) still shows as a line.
+    xs, ys = [*front.params_m, d.params_m.max()], [*front.acc, front.acc.iloc[-1]]
+    ax.step(xs, ys, where="post", color="crimson", lw=1.5, label="Pareto front", zorder=1)
+    ax.scatter(front.params_m, front.acc, s=160, facecolors="none", edgecolors="crimson", zorder=3)
     _label_points(ax, d.params_m, d.acc, d.model)
     if d.params_m.max() / max(d.params_m.min(), 1e-9) > 8:
         ax.set_xscale("log")
     ax.set(xlabel="parameters (M, 1000-class head)", ylabel="accuracy (%)", title="Accuracy vs parameters")
-    ax.legend(loc="best", fontsize=8)
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     return fig
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import base64
 import html
+import io
 import re
 import sys
 from dataclasses import dataclass, field
@@ -45,12 +46,31 @@ class ReportResult:
     notes: list[str] = field(default_factory=list)
 
 
-def read_csv(path: Path) -> pd.DataFrame:
-    # Strings first: a run id like "1e5a..." or "000123..." must stay an id, and older files may lack columns.
+def read_csv(path: Path, notes: list[str] | None = None) -> pd.DataFrame:
+    """All complete rows as strings (a run id like "1e5a…" or "000123…" must stay an id); absent file → empty."""
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], on_bad_lines="warn")
-    except (FileNotFoundError, pd.errors.EmptyDataError):
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
         return pd.DataFrame()
+    if text and not text.endswith("\n"):
+        # Writers append whole newline-terminated lines (bench.logs): an unterminated tail is a write in progress
+        # or a killed writer, so it is left out, as bench.logs.read_rows does.
+        text = text[: text.rfind("\n") + 1]
+        _note(notes, f"{path}: ignored an incomplete last line (a run still writing, or a killed writer)")
+    bad: list = []
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""], engine="python",
+                         on_bad_lines=lambda line: bad.append(line))
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    if bad:
+        _note(notes, f"{path}: skipped {len(bad)} malformed line(s) (wrong number of fields)")
+    return df
+
+
+def _note(notes: list[str] | None, text: str) -> None:
+    if notes is not None:
+        notes.append(text)
 
 
 def variant_labels(runs: pd.DataFrame) -> pd.Series:
@@ -65,10 +85,10 @@ def variant_labels(runs: pd.DataFrame) -> pd.Series:
     return labels
 
 
-def load_runs(results_dir: Path) -> pd.DataFrame:
+def load_runs(results_dir: Path, notes: list[str] | None = None) -> pd.DataFrame:
     if not results_dir.is_dir():
         raise ReportError(f"results directory {results_dir} does not exist")
-    runs = read_csv(results_dir / "runs.csv")
+    runs = read_csv(results_dir / "runs.csv", notes)
     if runs.empty:
         raise ReportError(f"no runs in {results_dir / 'runs.csv'} (missing or empty): run `bench run` or a sweep first")
     runs = runs.reindex(columns=list(dict.fromkeys([*TEXT, *NUMERIC, *runs.columns])))
@@ -233,8 +253,8 @@ def headline(s: pd.DataFrame) -> str:
         return text + (f" Runner-up {r.model} is {100 * (w.acc_mean - r.acc_mean):.2f} pp behind; not tested for "
                        "noise (needs ≥2 seeds/folds run for both).")
     tied = ranked[ranked.noise == "within noise"].model.tolist()
-    text += (f" Runner-up {r.model} is {100 * r.gap:.2f} pp behind (95 % CI {100 * r.gap_lo:.2f} to "
-             f"{100 * r.gap_hi:.2f}, paired over {int(r.gap_n)} seeds/folds): {r.noise}.")
+    text += (f" Runner-up {r.model} is {100 * r.gap:.2f} pp behind (95 % CI of the gap {100 * r.gap_lo:.2f} to "
+             f"{100 * r.gap_hi:.2f} pp, paired over {int(r.gap_n)} seeds/folds): {r.noise}.")
     return text + (f" Within noise of the best: {', '.join(tied)}." if tied else " Every tested model is beyond noise.")
 
 
@@ -262,7 +282,8 @@ COLUMNS = [
     ("s/epoch", lambda r: _num(r.epoch_s, "{:.1f}")),
     ("best epoch", lambda r: _num(r.best_epoch, "{:g}")),
     ("published %", lambda r: _num(100 * r.published_acc, "{:.1f}")),
-    ("Δ vs best, pp [95 % CI]", lambda r: ("" if pd.isna(r.gap) else f"−{100 * r.gap:.2f} [{-100 * r.gap_hi:.2f}, {-100 * r.gap_lo:.2f}]", -r.gap)),
+    ("gap to best, pp [95 % CI]", lambda r: ("" if pd.isna(r.gap) else
+                                             f"{100 * r.gap:.2f} [{100 * r.gap_lo:.2f}, {100 * r.gap_hi:.2f}]", r.gap)),
     ("noise", lambda r: (r.noise, r.noise)),
     ("status", lambda r: (r.status + (f": {r.error}" if isinstance(r.error, str) else ""), r.status)),
 ]
@@ -297,12 +318,14 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
 
     results_dir = Path(results_dir)
     out_dir = Path(out_dir) if out_dir is not None else results_dir
-    runs = filter_runs(load_runs(results_dir), dataset=dataset, experiment=experiment, family=family)
+    notes: list[str] = []
+    runs = filter_runs(load_runs(results_dir, notes), dataset=dataset, experiment=experiment, family=family)
     ok, failed, retried = latest_attempts(runs)
     comps = paired_comparisons(ok)
-    summary = summarise(ok, failed, comps, read_csv(results_dir / "speed.csv"), load_reference())
+    summary = summarise(ok, failed, comps, read_csv(results_dir / "speed.csv", notes), load_reference())
     curves = load_curves(results_dir, ok)
-    notes = [f"{retried} failed attempt(s) later succeeded on retry and are not counted."] if retried else []
+    if retried:
+        notes.append(f"{retried} failed attempt(s) later succeeded on retry and are not counted as failures.")
 
     art = out_dir / "report"
     art.mkdir(parents=True, exist_ok=True)
@@ -365,14 +388,14 @@ def _html_page(sections, notes, filters, n_ok, n_failed) -> str:
     note = "".join(f"<p><em>{html.escape(n)}</em></p>" for n in notes)
     return (f"<!doctype html><html><head><meta charset=utf-8><title>Benchmark report</title><style>{CSS}</style>"
             f"</head><body><h1>Benchmark report</h1><p>{html.escape(meta)} — generated {when}. Accuracy: mean ± sd "
-            f"over seeds/folds; Δ vs best: paired mean difference with a 95 % t interval; <b>within noise</b> means "
-            f"that interval contains 0. Click a column header to sort.</p>{note}{''.join(sections)}"
+            f"over seeds/folds; gap to best: how far behind the best (paired by seed/fold) with a 95 % t interval; <b>within noise</b> means "
+            f"that interval contains 0. Published: the article's accuracy for the same arch (its data, 224 px), comparable only on a re-run of its data. Click a column header to sort.</p>{note}{''.join(sections)}"
             f"<script>{SORT_JS}</script></body></html>")
 
 
 def _run_cli(args: argparse.Namespace) -> int:
     try:
-        result = build_report(args.results, args.out, args.dataset, args.experiment, args.family)
+        result = build_report(args.results_dir, args.out, args.dataset, args.experiment, args.family)
     except ReportError as e:
         print(f"bench report: {e}", file=sys.stderr)
         return 2
@@ -384,7 +407,7 @@ def _run_cli(args: argparse.Namespace) -> int:
 
 def add_cli(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("report", help="aggregate results/ into tables, plots and results/report.html")
-    p.add_argument("--results", type=Path, default=Path("results"), help="results directory (default: results)")
+    p.add_argument("--results-dir", type=Path, default=Path("results"), help="results directory (default: results)")
     p.add_argument("--out", type=Path, default=None, help="output directory (default: the results directory)")
     p.add_argument("--dataset", help="only this dataset")
     p.add_argument("--experiment", help="only runs of this experiment (sweep file stem)")

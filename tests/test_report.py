@@ -78,7 +78,7 @@ def make_results(base: Path) -> Path:
     rows.append(run_row("xresnet50", 0, 0, status="failed"))
     # A second dataset with a single run, and an article arch with two layer_groups settings.
     rows.append(run_row("seresnet50", 0, 0.5, dataset="pets", layer_groups="custom"))
-    write_csv(res / "runs.csv", rows, trailing_newline=False)
+    write_csv(res / "runs.csv", rows)
     for r in rows:
         if r["status"] == "ok":
             write_epochs(res, r, float(r["final_accuracy"]))
@@ -218,6 +218,19 @@ def test_numeric_looking_run_ids_stay_ids(tmp_path):
     assert ok.set_index("run_id").final_accuracy["1e5000000000"] == 0.7
 
 
+def test_incomplete_and_malformed_lines_are_left_out_with_a_note(tmp_path):
+    res = tmp_path / "r"
+    write_csv(res / "runs.csv", [run_row("resnet34", s, 0.8) for s in range(3)], trailing_newline=False)
+    with (res / "runs.csv").open("a") as f:
+        f.write("\n" + "x," * 200 + "\n")  # a garbled line with far too many fields
+        f.write(",".join(map(str, run_row("resnet50", 0, 0.9).values()))[:40])  # a writer killed mid-line
+    result = report.build_report(res)
+    assert list(result.summary.model) == ["resnet34"] and result.summary.n.iloc[0] == 3
+    assert any("incomplete last line" in n for n in result.notes)
+    assert any("1 malformed line" in n for n in result.notes)
+    assert "incomplete last line" in result.html.read_text()
+
+
 def test_single_run(tmp_path):
     res = tmp_path / "one"
     row = run_row("resnet34", 0, 0.9)
@@ -253,7 +266,7 @@ def _cli(argv):
 def test_cli_exit_codes_and_messages(tmp_path, capsys, setup, message):
     res = tmp_path / "results"
     setup(res)
-    code = _cli(["report", "--results", str(res)])
+    code = _cli(["report", "--results-dir", str(res)])
     out, err = capsys.readouterr()
     if message is None:
         assert code == 0 and "Best: resnet34" in out and "report.html" in out
