@@ -184,30 +184,30 @@ def published(row, ref: pd.DataFrame) -> tuple[float, float]:
     for col in ("layer_groups", "img_size"):
         if cand[col].nunique() > 1:
             same = cand[cand[col].astype(str) == str(row[col]).removesuffix(".0")]
-            # An unmatched image size falls back to the article's default protocol (its smallest size).
-            cand = same if len(same) else cand[cand[col] == cand[col].min()] if col == "img_size" else same
+            if same.empty and col == "img_size":  # fall back to the article's default protocol, its smallest size
+                same = cand[cand.img_size == cand.img_size.min()]
+            cand = same
     if len(cand) != 1:
         return np.nan, np.nan
     return float(cand.accuracy.iloc[0]), float(cand.top_k_accuracy.iloc[0])
 
 
 def gmacs_lookup(speed: pd.DataFrame) -> dict:
-    if speed.empty or "gmacs" not in speed or "arch" not in speed:
+    """(arch, img_size) → median GMACs of successful `bench speed` rows; other sizes do not describe the run."""
+    if not {"arch", "gmacs"} <= set(speed.columns):
         return {}
     speed = speed.reindex(columns=["arch", "img_size", "gmacs", "status"])
-    speed = speed[speed.status.fillna("ok") == "ok"].assign(gmacs=lambda s: pd.to_numeric(s.gmacs, errors="coerce"),
-                                                             img_size=lambda s: pd.to_numeric(s.img_size, errors="coerce"))
-    speed = speed.dropna(subset=["gmacs"])
-    exact = speed.groupby(["arch", "img_size"]).gmacs.median().to_dict()
-    return exact
+    speed = speed[speed.status.fillna("ok") == "ok"]
+    num = speed[["img_size", "gmacs"]].apply(pd.to_numeric, errors="coerce").assign(arch=speed.arch)
+    return num.dropna(subset=["gmacs"]).groupby(["arch", "img_size"]).gmacs.median().to_dict()
 
 
 def summarise(ok: pd.DataFrame, failed: pd.DataFrame, comps: pd.DataFrame, speed: pd.DataFrame,
               ref: pd.DataFrame) -> pd.DataFrame:
-    first = {c: (c, "first") for c in ["arch", "family", "source", "layer_groups", "img_size", "top_k"]}
+    first = {c: (c, "first") for c in ["arch", "family", "source", "layer_groups", "img_size", "params_m", "top_k"]}
     s = ok.groupby(["dataset", "model"], sort=False).agg(
         **first, n=("final_accuracy", "count"), acc_mean=("final_accuracy", "mean"), acc_std=("final_accuracy", "std"),
-        topk_mean=("final_top_k", "mean"), topk_std=("final_top_k", "std"), params_m=("params_m", "first"),
+        topk_mean=("final_top_k", "mean"), topk_std=("final_top_k", "std"),
         total_s=("total_seconds", "mean"), epoch_s=("epoch_s", "mean"), best_epoch=("best_epoch", "median"))
     f = failed.groupby(["dataset", "model"], sort=False).agg(
         **{k: v for k, v in first.items() if k != "top_k"}, n_failed=("run_id", "size"), error=("error", "last"))

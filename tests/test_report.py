@@ -231,6 +231,15 @@ def test_incomplete_and_malformed_lines_are_left_out_with_a_note(tmp_path):
     assert "incomplete last line" in result.html.read_text()
 
 
+def test_only_failed_runs(tmp_path):
+    res = tmp_path / "r"
+    write_csv(res / "runs.csv", [run_row("resnet34", 0, 0, status="failed"), run_row("resnet50", 0, 0, status="failed")])
+    result = report.build_report(res)
+    assert list(result.summary.status) == ["failed", "failed"]
+    assert "No finished runs yet." in result.html.read_text()
+    assert "data:image/png" not in result.html.read_text()
+
+
 def test_single_run(tmp_path):
     res = tmp_path / "one"
     row = run_row("resnet34", 0, 0.9)
