@@ -1,0 +1,40 @@
+# Two commands do all set-up on a fresh machine: `make bench ARCH=resnet18` and `make test`.
+# The first call creates .venv and installs everything (torch pinned first: local wheels, no GB downloads).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+ARCH    ?= resnet18
+RESULTS ?= results
+# Optional overrides, passed through only when set: make bench ARCH=resnet50 DATASET=/data/plants EPOCHS=5 SIZE=224
+OPTS = $(if $(DATASET),--dataset '$(DATASET)') $(if $(PROFILE),--profile $(PROFILE)) \
+       $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(HEAD_EPOCHS),--head-epochs $(HEAD_EPOCHS)) \
+       $(if $(FT_EPOCHS),--ft-epochs $(FT_EPOCHS)) $(if $(SIZE),--size $(SIZE)) $(if $(BS),--bs $(BS)) \
+       $(if $(PCT),--pct $(PCT)) $(if $(LR),--lr $(LR)) $(if $(SEED),--seed $(SEED)) \
+       $(if $(PRETRAINED),--pretrained $(PRETRAINED)) $(if $(WEIGHTS),--weights '$(WEIGHTS)') \
+       $(if $(HEAD),--head $(HEAD)) $(if $(GROUPS),--layer-groups $(GROUPS)) $(if $(DEVICE),--device $(DEVICE)) \
+       --results-dir '$(RESULTS)' $(ARGS)
+
+.PHONY: install bench list test clean-venv
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+bench: $(STAMP)
+	$(BIN)/bench run --arch $(ARCH) $(OPTS)
+
+list: $(STAMP)
+	$(BIN)/bench list
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,95 @@
+"""The deterministic learner factory: seed -> data -> body + head -> parameter groups -> fastai Learner.
+
+Order matters: everything that draws random numbers (DataLoader RNGs, head init, dropout) happens after `seed_all`, in
+the same order every time, so two runs with the same seed on the CPU give identical numbers.
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import torch
+from torch import nn
+
+from .archs import ArchSpec, get_arch
+from .config import RunConfig
+from .heads import make_head
+from .weights import load_model
+
+
+def seed_all(seed: int) -> None:
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required for deterministic cuBLAS
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    # warn_only: a few CUDA kernels (e.g. adaptive pooling backward) have no deterministic version; we warn rather
+    # than refuse to train. On the CPU every op used here is deterministic.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def num_features(body: nn.Module) -> int:
+    if not isinstance(body, nn.Sequential):  # timm bodies say it themselves; fastai's probe needs a Sequential
+        return body.num_features
+    from fastai.vision.learner import num_features_model
+    return num_features_model(body)
+
+
+def param_groups(model: nn.Sequential, spec: ArchSpec, kind: str) -> list[list[nn.Parameter]]:
+    """Parameter groups for discriminative learning rates: leading body groups by regex on parameter names, the
+    rest of the body, then the head. `default` follows the library's own split, `custom` is stem / rest / head."""
+    body, head = model[0], model[1]
+    patterns = spec.default_split if kind == "default" else (spec.stem_pattern(body),)
+    groups: list[list[nn.Parameter]] = [[] for _ in range(len(patterns) + 1)]
+    for name, p in body.named_parameters():
+        idx = next((i for i, pat in enumerate(patterns) if re.match(pat, name)), len(patterns))
+        groups[idx].append(p)
+    groups.append(list(head.parameters()))
+    return [g for g in groups if g]
+
+
+@dataclass
+class Built:
+    model: nn.Sequential
+    spec: ArchSpec
+    weights_used: str
+    nf: int
+
+
+def build_model(cfg: RunConfig, n_classes: int) -> Built:
+    spec = get_arch(cfg.arch)
+    full, used = load_model(spec, cfg.pretrained, cfg.weights)
+    body = spec.body(full)
+    nf = num_features(body)
+    return Built(nn.Sequential(body, make_head(cfg.head, nf, n_classes)), spec, used, nf)
+
+
+def make_learner(cfg: RunConfig, dls, built: Built, cbs=()):
+    from fastai.metrics import accuracy, top_k_accuracy
+    from fastai.optimizer import Adam
+    from fastai.vision.all import Learner
+    opt = partial(Adam, mom=cfg.adam_mom, sqr_mom=cfg.sqr_mom, eps=cfg.eps, wd=cfg.wd, decouple_wd=True)
+    top_k = partial(top_k_accuracy, k=cfg.top_k)
+    top_k.__name__ = "top_k_accuracy"  # fastai names metric columns after the function
+    learn = Learner(dls, built.model, opt_func=opt, metrics=[accuracy, top_k],
+                    splitter=partial(param_groups, spec=built.spec, kind=cfg.layer_groups), cbs=list(cbs),
+                    train_bn=True)  # as the article ran: BatchNorm keeps training while the body is frozen
+    if cfg.channels_last:
+        from fastai.callback.channelslast import ChannelsLast
+        learn.add_cb(ChannelsLast())
+    if cfg.precision != "fp32":
+        from fastai.callback.fp16 import MixedPrecision
+        learn.add_cb(MixedPrecision(amp_mode=cfg.precision))
+    return learn
