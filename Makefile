@@ -16,7 +16,7 @@ OPTS = $(if $(DATASET),--dataset '$(DATASET)') $(if $(PROFILE),--profile $(PROFI
        $(if $(HEAD),--head $(HEAD)) $(if $(GROUPS),--layer-groups $(GROUPS)) $(if $(DEVICE),--device $(DEVICE)) \
        --results-dir '$(RESULTS)' $(ARGS)
 
-.PHONY: install bench list test clean-venv
+.PHONY: install bench list sweep report speed test clean-venv
 
 install: $(STAMP)
 
@@ -32,6 +32,18 @@ bench: $(STAMP)
 
 list: $(STAMP)
 	$(BIN)/bench list
+
+EXP      ?= quick
+EXECUTOR ?= local
+sweep: $(STAMP)
+	$(BIN)/bench sweep experiments/$(EXP).yaml $(if $(DATASET),--dataset '$(DATASET)') --executor $(EXECUTOR) \
+	  --results-dir '$(RESULTS)' $(ARGS)
+
+report: $(STAMP)
+	$(BIN)/bench report --results-dir '$(RESULTS)' $(ARGS)
+
+speed: $(STAMP)
+	$(BIN)/bench speed --arch $(ARCH) $(if $(SIZE),--size $(SIZE)) $(if $(BS),--bs $(BS)) --results-dir '$(RESULTS)' $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
