@@ -29,14 +29,15 @@ def _label_points(ax, xs, ys, labels) -> None:
 
 def accuracy_vs_time(summary: pd.DataFrame):
     """The article's closing figure: accuracy against training time, colour = family, size = parameters."""
-    d = summary.dropna(subset=["acc_mean", "total_s"]).assign(acc=lambda t: 100 * t.acc_mean)
+    d = summary.dropna(subset=["acc_mean", "total_s"]).assign(acc=lambda t: 100 * t.acc_mean,
+                                                                **{"params (M)": lambda t: t.params_m.round(1)})
     if d.empty:
         return None
     fig, ax = plt.subplots(figsize=(8, 5.5))
     ax.errorbar(d.total_s, d.acc, yerr=100 * d.acc_std.fillna(0), fmt="none", ecolor="0.6", zorder=1)
     has_size = d.params_m.notna().any()
     sns.scatterplot(data=d, x="total_s", y="acc", hue="family", palette=_family_palette(d.family),
-                    size="params_m" if has_size else None, sizes=(20, 600), alpha=0.85, ax=ax, zorder=2,
+                    size="params (M)" if has_size else None, sizes=(20, 600), alpha=0.85, ax=ax, zorder=2,
                     # from zero, so marker area is proportional to the parameter count rather than its rank
                     size_norm=(0, d.params_m.max()) if has_size else None)
     _label_points(ax, d.total_s, d.acc, d.model)
