@@ -27,7 +27,7 @@ NUMERIC = ["img_size", "batch_size", "pct_images", "head_epochs", "ft_epochs", "
 TEXT = ["run_id", "attempt", "timestamp", "status", "error", "experiment", "arch", "family", "source", "head",
         "layer_groups", "pretrained", "dataset", "seed", "split_seed", "fold", "n_folds", "epoch_log"]
 # Configuration that changes what is measured: runs differing here are never pooled into one mean.
-VARIANT = ["head", "layer_groups", "pretrained", "img_size", "item_size", "batch_size", "pct_images", "head_epochs",
+VARIANT = ["head", "layer_groups", "pretrained", "weights_used", "img_size", "item_size", "batch_size", "pct_images", "head_epochs",
            "head_lr", "ft_epochs", "ft_lr_min", "ft_lr_max", "wd", "precision", "channels_last", "n_folds"]
 PAIR = ["seed", "split_seed", "fold"]  # replicates of one configuration; comparisons pair on these
 
