@@ -27,8 +27,8 @@ NUMERIC = ["img_size", "batch_size", "pct_images", "head_epochs", "ft_epochs", "
 TEXT = ["run_id", "attempt", "timestamp", "status", "error", "experiment", "arch", "family", "source", "head",
         "layer_groups", "pretrained", "dataset", "seed", "split_seed", "fold", "n_folds", "epoch_log"]
 # Configuration that changes what is measured: runs differing here are never pooled into one mean.
-VARIANT = ["head", "layer_groups", "pretrained", "weights_used", "img_size", "item_size", "batch_size", "pct_images", "head_epochs",
-           "head_lr", "ft_epochs", "ft_lr_min", "ft_lr_max", "wd", "precision", "channels_last", "n_folds"]
+VARIANT = ["head", "layer_groups", "pretrained", "weights_used", "img_size", "item_size", "batch_size", "pct_images",
+           "head_epochs", "head_lr", "ft_epochs", "ft_lr_min", "ft_lr_max", "wd", "precision", "channels_last", "n_folds"]
 PAIR = ["seed", "split_seed", "fold"]  # replicates of one configuration; comparisons pair on these
 
 
@@ -133,7 +133,8 @@ def load_curves(results_dir: Path, ok: pd.DataFrame) -> pd.DataFrame:
     """Per-epoch rows of exactly the attempts kept in `ok`; a missing log (older or partial run) is skipped."""
     frames = []
     for run in ok.itertuples():
-        path = results_dir / (run.epoch_log if isinstance(run.epoch_log, str) else f"{run.dataset}/epochs/{run.run_id}.csv")
+        rel = run.epoch_log if isinstance(run.epoch_log, str) else f"{run.dataset}/epochs/{run.run_id}.csv"
+        path = results_dir / rel
         log = read_csv(path)
         if log.empty or "epoch" not in log:
             continue
@@ -141,7 +142,8 @@ def load_curves(results_dir: Path, ok: pd.DataFrame) -> pd.DataFrame:
             log = log[log.attempt == run.attempt]
         elif "attempt" in log:  # attempt ids disagree (older writer): keep the file's last attempt
             log = log[log.attempt == log.attempt.dropna().iloc[-1]] if log.attempt.notna().any() else log
-        log = log.reindex(columns=["epoch", "phase", "accuracy", "valid_loss", "seconds"]).apply(pd.to_numeric, errors="coerce")
+        log = log.reindex(columns=["epoch", "phase", "accuracy", "valid_loss", "seconds"])
+        log = log.apply(pd.to_numeric, errors="coerce")
         frames.append(log.assign(dataset=run.dataset, model=run.model, run_id=run.run_id))
     cols = ["dataset", "model", "run_id", "epoch", "phase", "accuracy", "valid_loss", "seconds"]
     return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
@@ -232,7 +234,8 @@ def _versus_best(s: pd.DataFrame, comps: pd.DataFrame) -> pd.DataFrame:
         c = comps[(comps.dataset == s.dataset.iloc[0]) & (comps.a == best)].set_index("b")
         for i, m in zip(s.index[1:], s.model.iloc[1:]):
             if m in c.index:
-                s.loc[i, ["gap", "gap_lo", "gap_hi", "gap_n"]] = c.loc[m, ["diff", "ci_lo", "ci_hi", "n_pairs"]].to_numpy(float)
+                gap = c.loc[m, ["diff", "ci_lo", "ci_hi", "n_pairs"]].to_numpy(float)
+                s.loc[i, ["gap", "gap_lo", "gap_hi", "gap_n"]] = gap
                 s.loc[i, "noise"] = "within noise" if c.loc[m, "within_noise"] else "beyond noise"
             elif pd.notna(s.loc[i, "acc_mean"]):
                 s.loc[i, "noise"] = "untested (<2 paired)"
@@ -277,7 +280,8 @@ COLUMNS = [
     ("GMACs", lambda r: _num(r.gmacs)),
     ("accuracy %", lambda r: (fmt_pm(r.acc_mean, r.acc_std), r.acc_mean)),
     ("n", lambda r: (str(r.n), r.n)),
-    ("top-k %", lambda r: (fmt_pm(r.topk_mean, r.topk_std) + (f" (k={r.top_k:.0f})" if pd.notna(r.top_k) and pd.notna(r.topk_mean) else ""), r.topk_mean)),
+    ("top-k %", lambda r: (fmt_pm(r.topk_mean, r.topk_std)
+                           + (f" (k={r.top_k:.0f})" if pd.notna(r.top_k) and pd.notna(r.topk_mean) else ""), r.topk_mean)),
     ("train time (s)", lambda r: _num(r.total_s, "{:.0f}")),
     ("s/epoch", lambda r: _num(r.epoch_s, "{:.1f}")),
     ("best epoch", lambda r: _num(r.best_epoch, "{:g}")),
@@ -388,8 +392,10 @@ def _html_page(sections, notes, filters, n_ok, n_failed) -> str:
     note = "".join(f"<p><em>{html.escape(n)}</em></p>" for n in notes)
     return (f"<!doctype html><html><head><meta charset=utf-8><title>Benchmark report</title><style>{CSS}</style>"
             f"</head><body><h1>Benchmark report</h1><p>{html.escape(meta)} — generated {when}. Accuracy: mean ± sd "
-            f"over seeds/folds; gap to best: how far behind the best (paired by seed/fold) with a 95 % t interval; <b>within noise</b> means "
-            f"that interval contains 0. Published: the article's accuracy for the same arch (its data, 224 px), comparable only on a re-run of its data. Click a column header to sort.</p>{note}{''.join(sections)}"
+            "over seeds/folds; gap to best: how far behind the best (paired by seed/fold) with a 95 % t interval; "
+            "<b>within noise</b> means that interval contains 0. Published: the article's accuracy for the same arch "
+            "(its data, 224 px), comparable only on a re-run of its data. Click a column header to sort.</p>"
+            f"{note}{''.join(sections)}"
             f"<script>{SORT_JS}</script></body></html>")
 
 
