@@ -104,17 +104,21 @@ def pytorchcv(name: str, family: str) -> ArchSpec:
     return ArchSpec(name, family, "pytorchcv", partial(_ptcv_build, name), _ptcv_body, stem=r"^init_block\.")
 
 
-# --- geffnet EfficientNets (as_sequential): the last four modules are pool, flatten, dropout, linear
+# --- geffnet EfficientNets: the article's `as_sequential=True` layout. Built unsequenced first because geffnet's
+# checkpoints (and users' copies of them) are keyed on that model; as_sequential() then happens in the cut, which
+# drops its last four modules (pool, flatten, dropout, linear).
 def _geffnet_build(name: str, drop_rate: float, pretrained: bool) -> nn.Module:
     import geffnet
-    return geffnet.create_model(name, pretrained=pretrained, drop_rate=drop_rate, drop_connect_rate=0.2,
-                                as_sequential=True)
+    return geffnet.create_model(name, pretrained=pretrained, drop_rate=drop_rate, drop_connect_rate=0.2)
+
+
+def _geffnet_body(model: nn.Module) -> nn.Sequential:
+    return _children(model.as_sequential(), stop=-4)
 
 
 def geffnet_effnet(name: str, drop_rate: float) -> ArchSpec:
-    return ArchSpec(name, "efficientnet", "geffnet", partial(_geffnet_build, name, drop_rate),
-                    partial(_children, stop=-4), stem=r"^[01]\.",
-                    notes=f"drop_rate={drop_rate}, drop_connect_rate=0.2")
+    return ArchSpec(name, "efficientnet", "geffnet", partial(_geffnet_build, name, drop_rate), _geffnet_body,
+                    stem=r"^[01]\.", notes=f"drop_rate={drop_rate}, drop_connect_rate=0.2")
 
 
 # --- timm, for anything nobody registered: `timm:<model name>`

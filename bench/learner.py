@@ -60,6 +60,11 @@ def param_groups(model: nn.Sequential, spec: ArchSpec, kind: str) -> list[list[n
     return [g for g in groups if g]
 
 
+def effective_top_k(top_k: int, n_classes: int) -> int:
+    """top-5 of a 3-class problem is undefined (and trivially 1): cap k at n_classes - 1, at least 1."""
+    return max(1, min(top_k, n_classes - 1))
+
+
 @dataclass
 class Built:
     model: nn.Sequential
@@ -81,7 +86,8 @@ def make_learner(cfg: RunConfig, dls, built: Built, cbs=()):
     from fastai.optimizer import Adam
     from fastai.vision.all import Learner
     opt = partial(Adam, mom=cfg.adam_mom, sqr_mom=cfg.sqr_mom, eps=cfg.eps, wd=cfg.wd, decouple_wd=True)
-    top_k = partial(top_k_accuracy, k=cfg.top_k)
+    k = effective_top_k(cfg.top_k, len(dls.vocab))
+    top_k = partial(top_k_accuracy, k=k)
     top_k.__name__ = "top_k_accuracy"  # fastai names metric columns after the function
     learn = Learner(dls, built.model, opt_func=opt, metrics=[accuracy, top_k],
                     splitter=partial(param_groups, spec=built.spec, kind=cfg.layer_groups), cbs=list(cbs),

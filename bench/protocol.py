@@ -94,7 +94,8 @@ def run(cfg: RunConfig, prepared: Prepared | None = None) -> dict:
         logger = epoch_callback(results / epoch_log, p.run_id, attempt)
         learn = make_learner(cfg, dls, built, cbs=[logger])
         from .archs import count_params_1k
-        row.update(family=built.spec.family, source=built.spec.source, weights_used=built.weights_used,
+        from .learner import effective_top_k
+        row.update(top_k=effective_top_k(cfg.top_k, len(dls.vocab)), family=built.spec.family, source=built.spec.source, weights_used=built.weights_used,
                    n_classes=len(dls.vocab), n_train=len(dls.train_ds), n_valid=len(dls.valid_ds),
                    device=_device_name(device), params_1k=count_params_1k(built.spec),
                    params_total=sum(q.numel() for q in learn.model.parameters()))
