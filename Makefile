@@ -40,7 +40,8 @@ sweep: $(STAMP)
 	  --results-dir '$(RESULTS)' $(ARGS)
 
 report: $(STAMP)
-	$(BIN)/bench report --results-dir '$(RESULTS)' $(ARGS)
+	$(BIN)/bench report --results-dir '$(RESULTS)' $(if $(EXP_FILTER),--experiment '$(EXP_FILTER)') \
+	  $(if $(FAMILY),--family '$(FAMILY)') $(ARGS)
 
 speed: $(STAMP)
 	$(BIN)/bench speed --arch $(ARCH) $(if $(SIZE),--size $(SIZE)) $(if $(BS),--bs $(BS)) --results-dir '$(RESULTS)' $(ARGS)
