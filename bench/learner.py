@@ -96,6 +96,25 @@ def make_learner(cfg: RunConfig, dls, built: Built, cbs=()):
         from fastai.callback.channelslast import ChannelsLast
         learn.add_cb(ChannelsLast())
     if cfg.precision != "fp32":
-        from fastai.callback.fp16 import MixedPrecision
-        learn.add_cb(MixedPrecision(amp_mode=cfg.precision))
+        learn.add_cb(device_mixed_precision(cfg.precision))
     return learn
+
+
+def device_mixed_precision(amp_mode: str):
+    """fastai's MixedPrecision on the device the model is on. fastai 2.8 hard-codes autocast('cuda'), so on a CPU
+    `precision=bf16` silently trained in fp32 (measured: autocast off, fp32 logits); this autocasts on the model's
+    device type instead, with a GradScaler only for fp16 (bf16 has fp32's range), exactly as fastai does on CUDA."""
+    import torch
+    from fastai.callback.fp16 import MixedPrecision
+    from torch.amp import GradScaler, autocast
+
+    class DeviceMixedPrecision(MixedPrecision):
+        def before_fit(self):
+            dev = next(self.model.parameters()).device.type  # TrainEvalCallback (order -10) has moved the model
+            if dev == "cuda":
+                return super().before_fit()
+            dtype = torch.bfloat16 if self.amp_mode.value == "bf16" else torch.float16
+            self.kwargs["enabled"] = dtype == torch.float16
+            self.autocast, self.learn.scaler, self.scales = autocast(dev, dtype=dtype), GradScaler(dev, **self.kwargs), []
+
+    return DeviceMixedPrecision(amp_mode=amp_mode)
