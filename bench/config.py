@@ -29,6 +29,7 @@ class RunConfig:
     img_size: int = 224              # px, side of the training crop after aug_transforms
     item_size: int = 512             # px, RandomResizedCrop item transform before batching
     min_scale: float = 0.7           # RandomResizedCrop min_scale
+    presize: bool = True             # decode + shrink each image once (shorter side item_size px) into a cache
     batch_size: int = 64             # images per batch
     pct_images: float = 0.25         # fraction of each class (first files in sorted order), 0 < p <= 1
     split_seed: int = 101            # StratifiedKFold random_state

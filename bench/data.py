@@ -4,34 +4,51 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from .config import ConfigError, RunConfig
 from .datasets import Dataset
+from .scan import atomic_write
 
 
 def split_path(results_dir: Path, ds: Dataset, cfg: RunConfig) -> Path:
+    if ds.own_split:
+        return Path(results_dir) / ds.name / "split_own.csv"
     return Path(results_dir) / ds.name / f"split_s{cfg.split_seed}_k{cfg.n_folds}.csv"
 
 
 def compute_split(items: pd.DataFrame, n_folds: int, split_seed: int) -> pd.DataFrame:
-    """Stratified k-fold assignment of every item: fold 0 is the article's validation set."""
+    """Stratified k-fold assignment of every item: fold 0 is the article's validation set. Exact duplicates (same
+    `sha`, when the column is there) follow their first copy, so no image is on both sides of the split; without
+    duplicates this is plain StratifiedKFold on the sorted items."""
     from sklearn.model_selection import StratifiedKFold
-    counts = items["label"].value_counts()
+    reps = items.drop_duplicates("sha") if "sha" in items.columns else items
+    counts = reps["label"].value_counts()
     small = counts[counts < n_folds]
     if len(small):
         cls, n = small.index[0], small.iloc[0]
-        raise ConfigError(f"dataset: class {cls!r} has {n} image(s); a {n_folds}-fold stratified split needs at "
-                          f"least {n_folds} per class ({len(small)} class(es) too small). Add images, remove "
-                          f"the class, or lower n_folds")
-    df = items[["path", "label"]].copy()
-    df["fold"] = -1
+        raise ConfigError(f"dataset: class {cls!r} has {n} distinct image(s); a {n_folds}-fold stratified split "
+                          f"needs at least {n_folds} per class ({len(small)} class(es) too small). Add images, "
+                          f"remove the class, or lower n_folds")
+    fold = pd.Series(-1, index=reps.index)
     skf = StratifiedKFold(n_folds, shuffle=True, random_state=split_seed)
-    for k, (_, valid_idx) in enumerate(skf.split(df["path"], df["label"])):
-        df.loc[df.index[valid_idx], "fold"] = k
+    for k, (_, valid_idx) in enumerate(skf.split(reps["path"], reps["label"])):
+        fold.iloc[valid_idx] = k
+    df = items[["path", "label"]].copy()
+    if "sha" in items.columns:
+        df["fold"] = items["sha"].map(dict(zip(reps["sha"], fold))).values
+    else:
+        df["fold"] = fold.values
+    df["is_valid"] = df["fold"] == 0
+    return df
+
+
+def own_split(items: pd.DataFrame) -> pd.DataFrame:
+    """The source's own split in split-file form: fold 0 = its validation images, -1 = its training images."""
+    df = items[["path", "label"]].copy()
+    df["fold"] = items["is_valid"].map({True: 0, False: -1}).values
     df["is_valid"] = df["fold"] == 0
     return df
 
@@ -39,6 +56,9 @@ def compute_split(items: pd.DataFrame, n_folds: int, split_seed: int) -> pd.Data
 def load_or_make_split(ds: Dataset, cfg: RunConfig, results_dir: Path | None = None) -> tuple[pd.DataFrame, str]:
     """The split file next to the dataset's results: made once, then reused by every architecture and subsample.
     A split file made on other data is an error, never a silent mismatch. Returns (split, split hash)."""
+    if ds.own_split and cfg.fold != 0:
+        raise ConfigError(f"fold: {ds.name} comes with its own train/validation split, so there are no k folds to "
+                          f"choose from; use fold 0 (n_folds is ignored for it)")
     path = split_path(Path(results_dir or cfg.results_dir), ds, cfg)
     meta_path = path.with_suffix(".json")
     if path.exists():
@@ -50,11 +70,11 @@ def load_or_make_split(ds: Dataset, cfg: RunConfig, results_dir: Path | None = N
                 f"{path.parent} aside (or delete the split file) to start a new split")
         data = path.read_bytes()
         return pd.read_csv(path, keep_default_na=False, dtype={"label": str}), _hash(data)
-    df = compute_split(ds.items, cfg.n_folds, cfg.split_seed)
+    df = own_split(ds.items) if ds.own_split else compute_split(ds.items, cfg.n_folds, cfg.split_seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = df.to_csv(index=False).encode()
-    _atomic_write(path, data)
-    _atomic_write(meta_path, json.dumps({"fingerprint": ds.fingerprint, "split_seed": cfg.split_seed,
+    atomic_write(path, data)
+    atomic_write(meta_path, json.dumps({"fingerprint": ds.fingerprint, "split_seed": cfg.split_seed,
                                          "n_folds": cfg.n_folds, "split_hash": _hash(data),
                                          "n_items": len(df)}, indent=1).encode())
     return df, _hash(data)
@@ -64,18 +84,15 @@ def _hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def subsample(split: pd.DataFrame, pct: float, fold: int = 0) -> pd.DataFrame:
     """The first ceil(pct * n) files of each class in sorted order, joined onto the fixed split: the same pct gives
-    the same validation images for every architecture, and a smaller pct's images are a subset of a larger one's."""
+    the same validation images for every architecture, and a smaller pct's images are a subset of a larger one's.
+    With a source's own split (fold -1 marks its training images) the fraction is taken on each side, so sorted
+    order (train/... before valid/...) cannot empty the validation set."""
     df = split.sort_values("path")
     if pct < 1:
-        df = df.groupby("label", group_keys=False, sort=False)[df.columns.tolist()].apply(
+        keys = ["label", "fold"] if (df["fold"] < 0).any() else ["label"]
+        df = df.groupby(keys, group_keys=False, sort=False)[df.columns.tolist()].apply(
             lambda g: g.head(math.ceil(pct * len(g))))
     df = df.assign(is_valid=df["fold"] == fold).sort_values("path", ignore_index=True)
     if not df["is_valid"].any() or df["is_valid"].all():
@@ -83,13 +100,20 @@ def subsample(split: pd.DataFrame, pct: float, fold: int = 0) -> pd.DataFrame:
     return df
 
 
-def make_dls(cfg: RunConfig, root: Path, items: pd.DataFrame, device=None):
-    """fastai DataLoaders for the article's pipeline: RandomResizedCrop item transform, aug_transforms + Normalize."""
+def make_dls(cfg: RunConfig, root: Path, items: pd.DataFrame, device=None, presize: bool | None = None):
+    """fastai DataLoaders for the article's pipeline: RandomResizedCrop item transform, aug_transforms + Normalize.
+    Images come from the pre-resized cache (built here on first use) unless presize (default cfg.presize) is off;
+    both routes decode through bench.images, so 16-bit, alpha and CMYK files look the same either way."""
     from fastai.vision.all import (CategoryBlock, ColReader, ColSplitter, DataBlock, ImageBlock, Normalize,
                                    RandomResizedCrop, aug_transforms, imagenet_stats)
+    from .presize import RGBImage, presized_files
+    root = Path(root).resolve()
+    use_cache = cfg.presize if presize is None else presize
+    items = items.assign(x=presized_files(root, items["path"], cfg.item_size) if use_cache
+                         else [str(root / p) for p in items["path"]])
     block = DataBlock(
-        blocks=(ImageBlock, CategoryBlock),
-        get_x=ColReader("path", pref=f"{Path(root).resolve()}{os.path.sep}"),
+        blocks=(ImageBlock(cls=RGBImage), CategoryBlock),
+        get_x=ColReader("x"),
         get_y=ColReader("label"),
         splitter=ColSplitter("is_valid"),
         item_tfms=RandomResizedCrop(cfg.item_size, min_scale=cfg.min_scale),

@@ -1,40 +1,45 @@
-"""Dataset sources -> a `Dataset` (root + sorted item table), and the content fingerprint.
+"""Any dataset spec -> a validated `Dataset` (root + sorted item table + content fingerprint).
 
-Sources: a folder of class subfolders, or the embedded default (scikit-learn's handwritten digits, materialised once
-as such a folder, so it goes through the same code path as a user's folder).
+A spec is an embedded name (scikit-learn's digits, materialised once as a class folder so it takes the user's code
+path), a name declared in experiments/datasets.yaml, a folder, a CSV/TSV/parquet table, or a fastai `URLs` name.
+Every file is scanned (scan.py) before anything trains; bad files are skipped or fatal (`on_bad_image`), and the
+report lands next to the dataset's results.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
+import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 
-from .config import ConfigError
-
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-
-
-def cache_dir() -> Path:
-    """Where materialised datasets, fingerprints and resized images live (BENCH_CACHE overrides)."""
-    return Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "bench")).expanduser()
+from .config import PROFILES, ConfigError
+from .scan import cache_dir, duplicates, fingerprint_of, inspect, write_report
+from .sources import IMAGE_EXTS, TABLE_EXTS, fetch_fastai, list_folder, read_table  # noqa: F401 (re-exported)
 
 
 @dataclass
 class Dataset:
     name: str
     root: Path
-    items: pd.DataFrame      # columns: path (relative to root, posix), label; optional is_valid; sorted by path
+    items: pd.DataFrame      # path (relative to root, posix), label, sha; is_valid for an own split; sorted by path
     fingerprint: str = ""
+    source: str = "folder"   # embedded | folder | table | fastai
+    bad: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["path", "problem"]))
+    duplicates: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def classes(self) -> list[str]:
         return sorted(self.items["label"].unique())
+
+    @property
+    def own_split(self) -> bool:
+        """The source says which images are for validation (a table's is_valid, or train/ + valid/ folders)."""
+        return "is_valid" in self.items.columns
 
 
 # --- the embedded default
@@ -67,73 +72,174 @@ def materialise_digits(dest: Path | None = None) -> Path:
 EMBEDDED = {"digits": materialise_digits}
 
 
-# --- folders
-def scan_folder(root: Path) -> pd.DataFrame:
-    """Image files under class subfolders (nested allowed: the label is the top-level folder). Hidden files and
-    folders are ignored; symlinked folders are followed once (no loops)."""
-    rows, seen = [], set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel_dir = Path(dirpath).relative_to(root)
-        if rel_dir == Path("."):
-            continue  # files directly under root have no class
-        for fn in sorted(filenames):
-            if fn.startswith(".") or Path(fn).suffix.lower() not in IMAGE_EXTS:
-                continue
-            rows.append(((rel_dir / fn).as_posix(), rel_dir.parts[0]))
-    return pd.DataFrame(rows, columns=["path", "label"]).sort_values("path", ignore_index=True)
+# --- named datasets: experiments/datasets.yaml
+def datasets_file() -> Path:
+    """BENCH_DATASETS, else ./experiments/datasets.yaml, else the one shipped beside the package."""
+    if os.environ.get("BENCH_DATASETS"):
+        return Path(os.environ["BENCH_DATASETS"]).expanduser()
+    local = Path("experiments") / "datasets.yaml"
+    return local if local.is_file() else Path(__file__).resolve().parents[1] / "experiments" / "datasets.yaml"
 
 
-def load_dataset(spec: str) -> Dataset:
-    """A registered embedded name or a folder path -> Dataset with its fingerprint."""
+def named_datasets(path: Path | None = None) -> dict[str, dict]:
+    """name -> {source, size, profile}; relative sources are relative to the file, so it works from any folder."""
+    path = Path(path or datasets_file())
+    return _read_named(path.resolve(), path.stat().st_mtime_ns if path.is_file() else 0)
+
+
+@lru_cache(maxsize=8)
+def _read_named(path: Path, _mtime: int) -> dict[str, dict]:
+    if not path.is_file():
+        return {}
+    import yaml
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"datasets file {path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"datasets file {path}: expected `name: {{source: ..., size: ..., profile: ...}}` entries")
+    out = {}
+    for name, entry in raw.items():
+        where = f"datasets file {path}, entry {name!r}"
+        if not isinstance(entry, dict) or "source" not in entry:
+            raise ConfigError(f"{where}: needs a `source:` (folder, CSV/parquet file, fastai URLs name or "
+                              f"{', '.join(EMBEDDED)})")
+        unknown = set(entry) - {"source", "size", "profile", "description"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (allowed: source, size, "
+                              f"profile, description)")
+        if "profile" in entry and entry["profile"] not in PROFILES:
+            raise ConfigError(f"{where}: profile {entry['profile']!r} is not one of {', '.join(PROFILES)}")
+        if "size" in entry and not (isinstance(entry["size"], int) and entry["size"] >= 32):
+            raise ConfigError(f"{where}: size must be a whole number of pixels >= 32, got {entry['size']!r}")
+        src = str(entry["source"])
+        looks_like_path = "/" in src or src.startswith((".", "~")) or Path(src).suffix.lower() in TABLE_EXTS
+        if looks_like_path:
+            src = str((path.parent / Path(src).expanduser()).resolve())
+        out[str(name)] = {**entry, "source": src}
+    return out
+
+
+def named_defaults(spec: str) -> dict:
+    """Config defaults a dataset brings ({'profile': ..., 'img_size': ...}), for the CLI to apply under the user's
+    own flags; embedded data defaults to the quick profile."""
+    entry = named_datasets().get(spec, {})
+    out = {"profile": entry.get("profile", "quick" if spec in EMBEDDED else None)}
+    if "size" in entry:
+        out["img_size"] = entry["size"]
+    return {k: v for k, v in out.items() if v is not None}
+
+
+# --- resolving a spec
+def resolve(spec: str, _name: str | None = None) -> tuple[str, str, Path, pd.DataFrame, list[str], pd.DataFrame]:
+    """spec -> (name, source kind, root, items, class folders, ignored files); nothing is decoded yet."""
+    no_ignored = pd.DataFrame(columns=["path", "problem"])
     if spec in EMBEDDED:
-        root, name = EMBEDDED[spec](), spec
-    else:
-        root = Path(spec).expanduser()
-        if not root.exists():
-            raise ConfigError(f"dataset: {spec!r} is neither a known dataset ({', '.join(EMBEDDED)}) nor an "
-                              f"existing path")
-        if not root.is_dir():
-            raise ConfigError(f"dataset: {root} is a file; give a folder of class subfolders")
-        name = root.resolve().name
-    items = scan_folder(root)
+        root = EMBEDDED[spec]()
+        return (_name or spec, "embedded") + (root,) + list_folder(root)
+    named = named_datasets()
+    if spec in named and _name is None:
+        return resolve(named[spec]["source"], _name=spec)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return (_name or path.resolve().name, "folder", path) + list_folder(path)
+    if path.is_file():
+        if path.suffix.lower() not in TABLE_EXTS:
+            raise ConfigError(f"dataset: {path} is a file but not a table ({', '.join(sorted(TABLE_EXTS))}); give "
+                              f"a folder of class subfolders or a CSV of path,label[,is_valid]")
+        name = _name or f"{path.resolve().parent.name}-{path.stem}"
+        return name, "table", path.parent, read_table(path), [], no_ignored
+    fetched = fetch_fastai(spec) if os.sep not in spec else None
+    if fetched:
+        stem, root = fetched
+        return (_name or stem, "fastai", root) + list_folder(root)
+    from difflib import get_close_matches
+    close = get_close_matches(spec, list(EMBEDDED) + list(named), n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise ConfigError(f"dataset: {spec!r} is not an existing folder or CSV/parquet file, a name in "
+                      f"{datasets_file()} ({', '.join(list(EMBEDDED) + list(named))}), nor a fastai URLs name "
+                      f"(e.g. imagenette2-160){hint}")
+
+
+def load_dataset(spec: str, results_dir: str | Path | None = None, on_bad_image: str = "skip") -> Dataset:
+    """Resolve, scan every file (cached per file), write the report under results_dir/<name>/, apply the bad-file
+    policy and the structural checks. Every problem found here is a ConfigError naming the class or path."""
+    name, kind, root, items, class_dirs, ignored = resolve(spec)
     if items.empty:
-        raise ConfigError(f"dataset: no images found under {root} (expected <root>/<class>/<image>)")
-    return Dataset(name, root, items, fingerprint(root, items["path"]))
+        raise ConfigError(f"dataset: no image files under {root} (expected {root}/<class>/<image>, or a table of "
+                          f"path,label)")
+    scanned = inspect(root, items["path"].tolist(), desc=f"scanning {name}")
+    extra = items.drop(columns="path").astype(str).to_csv(index=False) if kind == "table" else ""
+    fp = fingerprint_of(scanned, extra)
+    merged = items.merge(scanned[["path", "sha", "problem"]], on="path", validate="one_to_one")
+    bad = merged.loc[merged["problem"] != "", ["path", "problem"]]
+    good = merged[merged["problem"] == ""].drop(columns="problem").reset_index(drop=True)
+    dups = duplicates(good)
+    if "is_valid" in good.columns:
+        good, dups = _drop_split_leaks(good, dups)
+    elif len(dups):
+        dups["action"] = "kept in the same fold as its first copy"
+    report = Path(results_dir) / name if results_dir is not None else None
+    if report is not None:
+        write_report(report, pd.concat([bad, ignored], ignore_index=True), dups,
+                     {"dataset": name, "source": kind, "root": str(Path(root).resolve()), "fingerprint": fp,
+                      "n_files": len(items), "n_good": len(good), "n_bad": len(bad), "n_ignored": len(ignored),
+                      "n_duplicates": len(dups)})
+    where = f"see {report / 'bad_images.csv'}" if report is not None else "run with a results dir for the report"
+    if len(bad):
+        first = bad.iloc[0]
+        if on_bad_image == "fail":
+            raise ConfigError(f"dataset: {len(bad)} bad image file(s) in {root}, e.g. {first['path']}: "
+                              f"{first['problem']} ({where}); fix or remove them, or use --on-bad-image skip")
+        print(f"bench: dataset {name}: skipped {len(bad)} bad image file(s) of {len(items)} ({where})",
+              file=sys.stderr)
+    if len(dups):
+        print(f"bench: dataset {name}: {len(dups)} exact duplicate file(s), kept on one side of the split "
+              f"({report / 'duplicates.csv' if report is not None else 'no report written'})", file=sys.stderr)
+    _check_structure(name, root, good, class_dirs)
+    return Dataset(name, Path(root), good, fp, kind, bad.reset_index(drop=True), dups)
 
 
-# --- fingerprint: content hashes, cached per file by (size, mtime) so re-runs only hash what changed
-def _file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def _drop_split_leaks(good: pd.DataFrame, dups: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """With the user's own split, a validation image identical to a training image is dropped from validation."""
+    train_shas = set(good.loc[~good["is_valid"], "sha"])
+    leak = good["is_valid"] & good["sha"].isin(train_shas)
+    if len(dups):
+        leaked = set(good.loc[leak, "path"])
+        dups["action"] = ["dropped from validation (same file in training)" if p in leaked
+                          else "kept (same side of the split)" for p in dups["path"]]
+    return good[~leak].reset_index(drop=True), dups
+
+
+def _check_structure(name: str, root: Path, good: pd.DataFrame, class_dirs: list[str]) -> None:
+    if good.empty:
+        raise ConfigError(f"dataset: no readable images in {root} (all files are bad); see the bad-file report")
+    paths = good["path"]
+    for c in class_dirs:
+        if not paths.str.startswith(c + "/").any():
+            raise ConfigError(f"dataset: class folder {Path(root) / c} has no readable images; add images or "
+                              f"remove the folder")
+    classes = good["label"].unique()
+    if len(classes) < 2:
+        raise ConfigError(f"dataset: {name} has only one class ({classes[0]!r}) in {root}; a classifier needs at "
+                          f"least two (expected {root}/<class>/<image>)")
+    if "is_valid" in good.columns:
+        train = set(good.loc[~good["is_valid"], "label"])
+        missing = sorted(set(classes) - train)
+        if missing:
+            raise ConfigError(f"dataset: class {missing[0]!r} has no training images in {name}'s own split "
+                              f"({len(missing)} such class(es)); move some of its images to training")
+        if not good["is_valid"].any():
+            raise ConfigError(f"dataset: {name}'s own split has no validation images; mark some is_valid=true or "
+                              f"add a valid/ folder")
+
+
+# --- kept for callers of the core API
+def scan_folder(root: Path) -> pd.DataFrame:
+    """path,label of the image files under class folders (see sources.list_folder)."""
+    return list_folder(Path(root))[0]
 
 
 def fingerprint(root: Path, rel_paths) -> str:
-    cache_file = cache_dir() / "fingerprints" / (hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
-                                                 + ".json")
-    try:
-        cache = json.loads(cache_file.read_text())
-    except (OSError, ValueError):
-        cache = {}
-    total, fresh = hashlib.sha256(), {}
-    for rel in rel_paths:
-        st = (root / rel).stat()
-        key = [st.st_size, st.st_mtime_ns]
-        hit = cache.get(rel)
-        digest = hit[2] if hit and hit[:2] == key else _file_hash(root / rel)
-        fresh[rel] = key + [digest]
-        total.update(f"{rel}\t{st.st_size}\t{digest}\n".encode())
-    if fresh != cache:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(fresh))
-        os.replace(tmp, cache_file)
-    return total.hexdigest()[:16]
+    """Content fingerprint of these files under root (cached per file by size and mtime)."""
+    return fingerprint_of(inspect(Path(root), list(rel_paths)))

@@ -53,7 +53,7 @@ def prepare(cfg: RunConfig) -> Prepared:
     from .data import load_or_make_split, subsample
     from .datasets import load_dataset
     get_arch(cfg.arch)
-    ds = load_dataset(cfg.dataset)
+    ds = load_dataset(cfg.dataset, results_dir=cfg.results_dir, on_bad_image=cfg.on_bad_image)
     split, split_hash = load_or_make_split(ds, cfg)
     items = subsample(split, cfg.pct_images, cfg.fold)
     return Prepared(cfg, ds, items, split_hash, run_id_for(cfg, ds.fingerprint, split_hash))
