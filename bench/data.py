@@ -25,7 +25,8 @@ def compute_split(items: pd.DataFrame, n_folds: int, split_seed: int) -> pd.Data
     duplicates this is plain StratifiedKFold on the sorted items."""
     from sklearn.model_selection import StratifiedKFold
     reps = items.drop_duplicates("sha") if "sha" in items.columns else items
-    counts = reps["label"].value_counts()
+    distinct = items.drop_duplicates(["label", "sha"]) if "sha" in items.columns else items
+    counts = distinct["label"].value_counts()
     small = counts[counts < n_folds]
     if len(small):
         cls, n = small.index[0], small.iloc[0]

@@ -154,10 +154,11 @@ def resolve(spec: str, _name: str | None = None) -> tuple[str, str, Path, pd.Dat
         stem, root = fetched
         return (_name or stem, "fastai", root) + list_folder(root)
     from difflib import get_close_matches
-    close = get_close_matches(spec, list(EMBEDDED) + list(named), n=3)
+    names = list(dict.fromkeys([*EMBEDDED, *named]))
+    close = get_close_matches(spec, names, n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     raise ConfigError(f"dataset: {spec!r} is not an existing folder or CSV/parquet file, a name in "
-                      f"{datasets_file()} ({', '.join(list(EMBEDDED) + list(named))}), nor a fastai URLs name "
+                      f"{datasets_file()} ({', '.join(names)}), nor a fastai URLs name "
                       f"(e.g. imagenette2-160){hint}")
 
 
