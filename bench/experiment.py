@@ -20,7 +20,7 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
-from .config import PROFILES, ConfigError, RunConfig, make_config
+from .config import ALIASES, PROFILES, ConfigError, RunConfig, make_config
 
 TOP_KEYS = ("name", "description", "dataset", "profile", "protocol", "archs", "seeds", "folds")
 # Settings that the file sets through its own keys (or the CLI), so a protocol/arch override of them is a mistake.
@@ -74,6 +74,11 @@ def _overrides(value: Any, where: str, path: Path) -> dict:
     return value
 
 
+def _fields(settings: dict) -> dict:
+    """Aliases spelt out (`bs` -> batch_size), so a later layer's `batch_size` replaces an earlier `bs`."""
+    return {t: v for k, v in settings.items() for t in ALIASES.get(k, (k,))}
+
+
 def _arch_entries(value: Any, path: Path) -> list[tuple[str, dict]]:
     if not isinstance(value, list) or not value:
         raise ConfigError(f"{path}: archs: expected a non-empty list of architecture names, got {value!r}")
@@ -120,7 +125,7 @@ def load_experiment(path: str | Path, dataset: str | None = None, results_dir: s
         raise ConfigError(f"{path}: protocol: {e}") from None
     if overrides:
         try:
-            make_config(profile, **protocol, **overrides)
+            make_config(profile, **{**protocol, **overrides})
         except ConfigError as e:
             raise ConfigError(f"--set: {e}") from None
     seeds = _int_list(doc["seeds"], "seeds", path) if "seeds" in doc else [base.seed]
@@ -144,7 +149,7 @@ def load_experiment(path: str | Path, dataset: str | None = None, results_dir: s
             raise ConfigError(f"{path}: {where}: {e}") from None
         for seed in seeds:
             for fold in folds:
-                settings = {**protocol, **n_folds, **arch_over, **(overrides or {})}
+                settings = {**_fields(protocol), **n_folds, **_fields(arch_over), **_fields(overrides or {})}
                 try:
                     configs.append(make_config(profile, **settings, arch=arch, dataset=dataset, seed=seed,
                                                fold=fold, experiment=name, results_dir=results_dir))

@@ -1,0 +1,199 @@
+"""Experiment files, and sweeps that survive crashes, SIGKILL, concurrent sweeps and run on Ray."""
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bench.config import ConfigError
+from bench.experiment import load_experiment
+from conftest import make_image_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"img_size": 32, "item_size": 32, "batch_size": 8, "head_epochs": 0, "ft_epochs": 1,
+        "pretrained": "false", "n_folds": 3}
+
+
+def write_exp(path: Path, dataset, archs=("resnet18",), seeds=(0,), **extra) -> Path:
+    import yaml
+    doc = {"dataset": str(dataset), "profile": "quick", "protocol": dict(TINY), "archs": list(archs),
+           "seeds": list(seeds), **extra}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def index_rows(results: Path) -> list[dict]:
+    """The index, checked line by line: a complete header and every line whole (a torn write fails here)."""
+    text = (results / "runs.csv").read_text()
+    assert text.endswith("\n")
+    lines = list(csv.reader(text.splitlines()))
+    assert all(len(line) == len(lines[0]) for line in lines[1:]), "a row with the wrong number of fields"
+    return [dict(zip(lines[0], line)) for line in lines[1:]]
+
+
+# --- experiment files (no training)
+def test_expands_every_arch_seed_and_fold(tmp_path):
+    exp = load_experiment(write_exp(tmp_path / "grid.yaml", "digits", archs=["resnet18", {"resnet34": {"bs": 62}}],
+                                    seeds=[0, 1], folds=3), results_dir=str(tmp_path / "r"))
+    cfgs = exp.configs
+    assert exp.name == "grid" and len(cfgs) == 2 * 2 * 3
+    assert {(c.arch, c.seed, c.fold) for c in cfgs} == {(a, s, f) for a in ("resnet18", "resnet34")
+                                                       for s in (0, 1) for f in range(3)}
+    assert all(c.n_folds == 3 and c.experiment == "grid" and c.results_dir == str(tmp_path / "r") for c in cfgs)
+    assert {c.batch_size for c in cfgs if c.arch == "resnet34"} == {62}
+    assert {c.batch_size for c in cfgs if c.arch == "resnet18"} == {8}
+    # command-line settings win over the file, including per-arch overrides
+    over = load_experiment(tmp_path / "grid.yaml", dataset="other", overrides={"batch_size": "16"})
+    assert {c.batch_size for c in over.configs} == {16} and {c.dataset for c in over.configs} == {"other"}
+    # a list of folds keeps the protocol's n_folds
+    assert [c.fold for c in load_experiment(write_exp(tmp_path / "f.yaml", "digits", folds=[2])).configs] == [2]
+
+
+@pytest.mark.parametrize("doc, key", [
+    ("seed: [1]\narchs: [resnet18]", "'seed'"),                                   # misspelt top-level key
+    ("archs: [resnet18]\nseeds: one", "seeds"),                                  # wrong type
+    ("archs: [resnet18]\nprotocol: {bacth_size: 8}", "bacth_size"),              # misspelt protocol key
+    ("archs: [resnet18]\nprotocol: {batch_size: big}", "batch_size"),            # wrong protocol type
+    ("archs: [resnet18, {seresnet152: {batch_size: 6.5}}]", "batch_size"),       # wrong per-arch type
+    ("archs: [resnet18, {seresnet152: {seed: 1}}]", "seed"),                     # set through its own key
+    ("archs: [resnet181]", "resnet181"),                                         # unknown architecture
+    ("archs: []", "archs"),
+    ("archs: [resnet18]\nfolds: 1", "folds"),
+    ("archs: [resnet18]\nfolds: [0, 7]", "fold"),                                # beyond n_folds
+    ("archs: [resnet18]\nprofile: fast", "profile"),
+    ("archs: [resnet18\n", "YAML"),
+])
+def test_bad_experiment_file_is_one_error_naming_file_and_key(tmp_path, doc, key):
+    path = tmp_path / "bad.yaml"
+    path.write_text(doc)
+    with pytest.raises(ConfigError) as e:
+        load_experiment(path)
+    assert str(path) in str(e.value) and key in str(e.value)
+
+
+def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
+    from bench.cli import main
+    path = tmp_path / "bad.yaml"
+    path.write_text("archs: [resnet18]\nprotocol: {img_sise: 64}\n")
+    assert main(["sweep", str(path), "--results-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "img_sise" in err and "bad.yaml" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert main(["sweep", str(tmp_path / "missing.yaml")]) == 2
+    assert main(["sweep", str(path), "--set", "nonsense"]) == 2
+    assert not (tmp_path / "r").exists()  # nothing written before the input is valid
+
+
+def test_shipped_experiments():
+    from bench.archs import REGISTRY
+    blog = load_experiment(ROOT / "experiments" / "blog.yaml", dataset="/data/plants")
+    article = {f"resnet{d}" for d in (18, 34, 50, 101, 152)} | {"xresnet50"} | \
+        {f"seresnet{d}" for d in (50, 101, 152)} | {"resnext50_32x4d", "resnext101_32x4d", "seresnext50_32x4d",
+                                                      "seresnext101_32x4d"} | \
+        {f"tf_efficientnet_{b}{ns}" for b in ("b3", "b5", "b7") for ns in ("", "_ns")}
+    assert {c.arch for c in blog.configs} == article
+    assert all(c.dataset == "/data/plants" and c.img_size in (224, 448) and c.head_epochs == 10 for c in blog.configs)
+    assert {c.batch_size for c in blog.configs if c.arch == "seresnet152"} == {62}
+    quick = load_experiment(ROOT / "experiments" / "quick.yaml")
+    families = [REGISTRY[c.arch].family for c in quick.configs]
+    assert sorted(families) == sorted({s.family for s in REGISTRY.values()})  # one per family, every family
+    assert all(c.dataset == "digits" and c.img_size == 64 for c in quick.configs)
+
+
+# --- sweeps (train tiny models in worker processes)
+SITECUSTOMIZE = """
+import os, signal
+import bench.learner as learner
+_build = learner.build_model
+def build_model(cfg, *a, **k):
+    if cfg.seed == 0:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if cfg.seed == 1:
+        raise RuntimeError("injected failure")
+    return _build(cfg, *a, **k)
+learner.build_model = build_model
+"""
+
+
+@pytest.mark.slow
+def test_crashing_runs_become_failed_rows_and_the_sweep_goes_on(tmp_path, monkeypatch, capsys):
+    from bench.cli import main
+    # Faults are injected into the worker processes only, through a sitecustomize on their path.
+    (tmp_path / "inject").mkdir()
+    (tmp_path / "inject" / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "inject"), str(ROOT)]))
+    exp = write_exp(tmp_path / "crash.yaml", make_image_folder(tmp_path / "data"), seeds=[0, 1, 2])
+    results = tmp_path / "results"
+    assert main(["sweep", str(exp), "--results-dir", str(results)]) == 1
+    rows = {r["seed"]: r for r in index_rows(results)}
+    assert len(rows) == 3
+    assert rows["0"]["status"] == "failed" and "SIGSEGV" in rows["0"]["error"]
+    assert rows["1"]["status"] == "failed" and "injected failure" in rows["1"]["error"]
+    assert rows["2"]["status"] == "ok" and float(rows["2"]["final_accuracy"]) >= 0
+    assert rows["0"]["run_id"] != rows["1"]["run_id"] and all(rows[s]["experiment"] == "crash" for s in rows)
+    capsys.readouterr()
+    # failed runs are retried by a restart unless told otherwise; ok runs never are
+    assert main(["sweep", str(exp), "--results-dir", str(results), "--dry-run"]) == 0
+    listed = capsys.readouterr().out.split()
+    assert rows["0"]["run_id"] in listed and rows["1"]["run_id"] in listed and rows["2"]["run_id"] not in listed
+    assert main(["sweep", str(exp), "--results-dir", str(results), "--dry-run", "--skip-failed"]) == 0
+    assert capsys.readouterr().out.strip() == ""
+
+
+def _sweep_cmd(exp: Path, results: Path) -> list[str]:
+    return [sys.executable, "-m", "bench", "sweep", str(exp), "--results-dir", str(results)]
+
+
+@pytest.mark.slow
+def test_sigkilled_sweep_restarts_to_every_run_exactly_once_even_with_two_sweeps(tmp_path):
+    exp = write_exp(tmp_path / "kill.yaml", make_image_folder(tmp_path / "data"), seeds=[0, 1, 2])
+    results = tmp_path / "results"
+    first = subprocess.Popen(_sweep_cmd(exp, results), cwd=ROOT, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Kill the whole process group (sweep and its worker) once the second run is under way.
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and first.poll() is None:
+        claims = list((results / "claims").glob("*.lock")) if (results / "claims").exists() else []
+        if len(claims) >= 2:
+            break
+        time.sleep(0.5)
+    assert first.poll() is None, "the sweep ended before it could be killed"
+    time.sleep(3)  # into the second run's training
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    done_before = [r for r in index_rows(results) if r["status"] == "ok"]
+    assert 1 <= len(done_before) < 3
+
+    # Restart as two concurrent sweeps on the same results directory: they share the remaining runs.
+    procs = [subprocess.Popen(_sweep_cmd(exp, results), cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-2000:]
+    rows = index_rows(results)
+    ok = Counter(r["run_id"] for r in rows if r["status"] == "ok")
+    assert len(ok) == 3 and set(ok.values()) == {1}, ok
+    assert {r["seed"] for r in rows if r["status"] == "ok"} == {"0", "1", "2"}
+    assert all(r["run_id"] in ok for r in rows)
+    # the runs finished before the kill were not run again
+    assert {r["attempt"] for r in done_before} <= {r["attempt"] for r in rows if r["status"] == "ok"}
+
+
+@pytest.mark.slow
+def test_ray_sweep_with_two_workers(tmp_path):
+    pytest.importorskip("ray")
+    from bench.cli import main
+    exp = write_exp(tmp_path / "ray.yaml", make_image_folder(tmp_path / "data"), seeds=[0, 1])
+    results = tmp_path / "results"
+    assert main(["sweep", str(exp), "--executor", "ray", "--workers", "2", "--results-dir", str(results)]) == 0
+    rows = index_rows(results)
+    assert sorted(r["seed"] for r in rows) == ["0", "1"] and {r["status"] for r in rows} == {"ok"}
+    # the same sweep again, locally: everything is already done, nothing runs
+    assert main(["sweep", str(exp), "--results-dir", str(results)]) == 0
+    assert len(index_rows(results)) == 2
