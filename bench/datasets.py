@@ -176,6 +176,7 @@ def load_dataset(spec: str, results_dir: str | Path | None = None, on_bad_image:
     bad = merged.loc[merged["problem"] != "", ["path", "problem"]]
     good = merged[merged["problem"] == ""].drop(columns="problem").reset_index(drop=True)
     dups = duplicates(good)
+    _check_classes(root, good, class_dirs)  # before dropping leaks, so an error blames the right thing
     if "is_valid" in good.columns:
         good, dups = _drop_split_leaks(good, dups)
     elif len(dups):
@@ -197,7 +198,7 @@ def load_dataset(spec: str, results_dir: str | Path | None = None, on_bad_image:
     if len(dups):
         print(f"bench: dataset {name}: {len(dups)} exact duplicate file(s), kept on one side of the split "
               f"({report / 'duplicates.csv' if report is not None else 'no report written'})", file=sys.stderr)
-    _check_structure(name, root, good, class_dirs)
+    _check_split(name, root, good)
     return Dataset(name, Path(root), good, fp, kind, bad.reset_index(drop=True), dups)
 
 
@@ -212,7 +213,7 @@ def _drop_split_leaks(good: pd.DataFrame, dups: pd.DataFrame) -> tuple[pd.DataFr
     return good[~leak].reset_index(drop=True), dups
 
 
-def _check_structure(name: str, root: Path, good: pd.DataFrame, class_dirs: list[str]) -> None:
+def _check_classes(root: Path, good: pd.DataFrame, class_dirs: list[str]) -> None:
     if good.empty:
         raise ConfigError(f"dataset: no readable images in {root} (all files are bad); see the bad-file report")
     paths = good["path"]
@@ -220,6 +221,9 @@ def _check_structure(name: str, root: Path, good: pd.DataFrame, class_dirs: list
         if not paths.str.startswith(c + "/").any():
             raise ConfigError(f"dataset: class folder {Path(root) / c} has no readable images; add images or "
                               f"remove the folder")
+
+
+def _check_split(name: str, root: Path, good: pd.DataFrame) -> None:
     classes = good["label"].unique()
     if len(classes) < 2:
         raise ConfigError(f"dataset: {name} has only one class ({classes[0]!r}) in {root}; a classifier needs at "
@@ -231,8 +235,8 @@ def _check_structure(name: str, root: Path, good: pd.DataFrame, class_dirs: list
             raise ConfigError(f"dataset: class {missing[0]!r} has no training images in {name}'s own split "
                               f"({len(missing)} such class(es)); move some of its images to training")
         if not good["is_valid"].any():
-            raise ConfigError(f"dataset: {name}'s own split has no validation images; mark some is_valid=true or "
-                              f"add a valid/ folder")
+            raise ConfigError(f"dataset: {name}'s own split has no validation images (after dropping copies of "
+                              f"training images); mark some is_valid=true or add a valid/ folder")
 
 
 # --- kept for callers of the core API

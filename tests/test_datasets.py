@@ -1,0 +1,202 @@
+"""Dataset sources (folders, tables, fastai names, named datasets), odd paths, and the pre-resized cache."""
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from bench.config import ConfigError
+from bench.data import load_or_make_split, make_dls, subsample
+from bench.datasets import load_dataset, named_defaults
+from conftest import make_image_folder, tiny_config
+
+
+def _csv_dataset(tmp_path, leak: bool = False):
+    """Images in one flat folder plus labels.csv with the user's own split (paths relative to the CSV)."""
+    make_image_folder(tmp_path / "src", n_classes=2, per_class=8)
+    (tmp_path / "ds" / "imgs").mkdir(parents=True)
+    rows = []
+    for c in range(2):
+        for i in range(8):
+            name = f"imgs/c{c}_{i}.png"
+            shutil.copy(tmp_path / "src" / f"class_{c}" / f"img_{i:03d}.png", tmp_path / "ds" / name)
+            rows.append((name, f"cat{c}", "true" if i >= 6 else "false"))
+    if leak:  # a validation image that is a copy of a training image
+        shutil.copy(tmp_path / "ds" / "imgs" / "c0_0.png", tmp_path / "ds" / "imgs" / "leak.png")
+        rows.append(("imgs/leak.png", "cat0", "1"))
+    pd.DataFrame(rows, columns=["path", "label", "is_valid"]).to_csv(tmp_path / "ds" / "labels.csv", index=False)
+    return tmp_path / "ds" / "labels.csv"
+
+
+def test_csv_keeps_the_users_split(tmp_path):
+    csv = _csv_dataset(tmp_path)
+    ds = load_dataset(str(csv))
+    assert ds.source == "table" and ds.own_split and len(ds.items) == 16
+    cfg = tiny_config(csv, tmp_path / "results")
+    split, _ = load_or_make_split(ds, cfg)
+    valid = set(split.loc[split["is_valid"], "path"])
+    assert valid == {f"imgs/c{c}_{i}.png" for c in range(2) for i in (6, 7)}
+    assert (tmp_path / "results" / ds.name / "split_own.csv").exists()
+    half = subsample(split, 0.5, 0)  # half of each side, not the first half of each class
+    assert half["is_valid"].sum() == 2 and (~half["is_valid"]).sum() == 6
+    with pytest.raises(ConfigError, match=r"own train/validation split.*fold 0"):
+        load_or_make_split(ds, cfg.replace(fold=1))
+
+
+def test_csv_duplicate_across_the_users_split_is_dropped_from_validation(tmp_path):
+    csv = _csv_dataset(tmp_path, leak=True)
+    ds = load_dataset(str(csv), results_dir=tmp_path / "results")
+    assert "imgs/leak.png" not in set(ds.items["path"])
+    dups = pd.read_csv(tmp_path / "results" / ds.name / "duplicates.csv")
+    assert dups.set_index("path").loc["imgs/leak.png", "action"].startswith("dropped from validation")
+
+
+def test_csv_label_change_changes_the_fingerprint(tmp_path):
+    csv = _csv_dataset(tmp_path)
+    before = load_dataset(str(csv)).fingerprint
+    df = pd.read_csv(csv)
+    df.loc[0, "label"] = "cat1"
+    df.to_csv(csv, index=False)
+    assert load_dataset(str(csv)).fingerprint != before
+
+
+@pytest.mark.parametrize("content, message", [
+    ("file,label\na.png,x\n", r"missing path"),
+    ("path,label\n,x\n", r"row 2: empty path"),
+    ("path,label\na.png,x\na.png,y\n", r"lists 'a.png' more than once"),
+    ("path,label,is_valid\na.png,x,maybe\n", r"row 2: is_valid 'maybe'"),
+])
+def test_bad_tables_are_one_line_errors(tmp_path, content, message):
+    (tmp_path / "t.csv").write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        load_dataset(str(tmp_path / "t.csv"))
+
+
+def test_parquet_without_an_engine_says_how_to_fix(tmp_path):
+    pytest.importorskip("pandas")
+    try:
+        import pyarrow  # noqa: F401
+        pytest.skip("a parquet engine is installed")
+    except ImportError:
+        pass
+    (tmp_path / "t.parquet").write_bytes(b"PAR1")
+    with pytest.raises(ConfigError, match=r"pip install pyarrow"):
+        load_dataset(str(tmp_path / "t.parquet"))
+
+
+def test_missing_file_listed_in_a_table_is_reported(tmp_path):
+    csv = _csv_dataset(tmp_path)
+    os.remove(tmp_path / "ds" / "imgs" / "c1_3.png")
+    ds = load_dataset(str(csv))
+    assert list(ds.bad["path"]) == ["imgs/c1_3.png"] and ds.bad["problem"][0].startswith("missing")
+
+
+def test_train_valid_folders_are_an_own_split(tmp_path):
+    for side, n, seed in (("train", 6, 0), ("valid", 2, 1)):
+        make_image_folder(tmp_path / "ds" / side, per_class=n, seed=seed)
+    make_image_folder(tmp_path / "ds" / "test", n_classes=1, per_class=2)  # unlabelled: ignored
+    ds = load_dataset(str(tmp_path / "ds"))
+    assert ds.own_split and ds.classes == ["class_0", "class_1", "class_2"]
+    assert int(ds.items["is_valid"].sum()) == 6 and len(ds.items) == 24
+
+
+def test_odd_paths_unicode_spaces_symlinks_hidden(tmp_path):
+    root = make_image_folder(tmp_path / "ds", n_classes=2, per_class=5)
+    os.rename(root / "class_0", root / "chats été")
+    os.rename(root / "chats été" / "img_000.png", root / "chats été" / "ça va 1.png")
+    (root / "class_1" / ".hidden.png").write_bytes(b"junk that would be a bad file")
+    (root / ".git").mkdir()
+    (root / ".git" / "x.png").write_bytes(b"junk")
+    os.symlink(root, root / "class_1" / "loop")  # a link back to the top must not recurse forever
+    ds = load_dataset(str(root))
+    assert "chats été/ça va 1.png" in set(ds.items["path"])
+    assert ds.bad.empty and len(ds.items) == 10
+
+
+@pytest.fixture
+def fastai_home(tmp_path, monkeypatch):
+    from fastai.data.external import fastai_cfg
+    monkeypatch.setenv("FASTAI_HOME", str(tmp_path / "fastai"))
+    fastai_cfg.cache_clear()  # fastai reads FASTAI_HOME once per process
+    yield tmp_path / "fastai"
+    fastai_cfg.cache_clear()
+
+
+def test_fastai_name_found_in_fastais_data_folder_offline(tmp_path, fastai_home):
+    home = fastai_home
+    for seed, side in enumerate(("train", "valid")):
+        make_image_folder(home / "data" / "mnist_tiny" / side, n_classes=2, per_class=5, seed=seed)
+    ds = load_dataset("mnist_tiny")
+    assert ds.name == "mnist_tiny" and ds.source == "fastai" and ds.own_split and len(ds.items) == 20
+
+
+def test_fastai_archive_is_unpacked_offline(tmp_path, fastai_home):
+    home = fastai_home
+    make_image_folder(tmp_path / "mnist_tiny", n_classes=2, per_class=5)
+    (home / "archive").mkdir(parents=True)
+    with tarfile.open(home / "archive" / "mnist_tiny.tgz", "w:gz") as tar:
+        tar.add(tmp_path / "mnist_tiny", arcname="mnist_tiny")
+    ds = load_dataset("MNIST_TINY")
+    assert ds.root == home / "data" / "mnist_tiny" and len(ds.items) == 10
+
+
+def test_fastai_name_missing_offline_is_a_clear_error(fastai_home):
+    with pytest.raises(ConfigError, match=r"'imagenette2-160' is not in .*no network: download https://"):
+        load_dataset("imagenette2-160")
+
+
+def test_unknown_dataset_suggests_names(tmp_path):
+    with pytest.raises(ConfigError, match=r"did you mean digits"):
+        load_dataset("digitz")
+
+
+def test_named_dataset_file(tmp_path, monkeypatch):
+    make_image_folder(tmp_path / "plants", n_classes=2, per_class=5)
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "datasets.yaml").write_text(
+        "plants: {source: ../plants, size: 96, profile: quick}\nbroken: {size: 64}\n")
+    monkeypatch.setenv("BENCH_DATASETS", str(tmp_path / "exp" / "datasets.yaml"))
+    with pytest.raises(ConfigError, match=r"entry 'broken': needs a `source:`"):
+        load_dataset("plants")
+    (tmp_path / "exp" / "datasets.yaml").write_text("plants: {source: ../plants, size: 96, profile: quick}\n")
+    ds = load_dataset("plants")
+    assert ds.name == "plants" and len(ds.items) == 10
+    assert named_defaults("plants") == {"profile": "quick", "img_size": 96}
+
+
+# --- the pre-resized cache
+def _batch(cfg, root, items, presize):
+    from bench.learner import seed_all
+    seed_all(0)
+    dls = make_dls(cfg, root, items, device="cpu", presize=presize)
+    return dls.one_batch()[0].clone()
+
+
+def test_cache_gives_the_same_batches_when_nothing_needs_shrinking(tmp_path):
+    root = make_image_folder(tmp_path / "ds", n_classes=2, per_class=8, size=24)
+    Image.fromarray(np.full((24, 24), 32896, np.uint16)).save(root / "class_0" / "gray16.png")
+    cfg = tiny_config(root, tmp_path / "results")  # item_size 32 > 24 px images: cache holds the decoded pixels
+    ds = load_dataset(str(root))
+    items = subsample(load_or_make_split(ds, cfg)[0], 1.0, 0)
+    cached, plain = _batch(cfg, ds.root, items, True), _batch(cfg, ds.root, items, False)
+    assert cached.shape == (8, 3, 32, 32) and bool((cached == plain).all())
+
+
+def test_cache_shrinks_once_and_follows_content(tmp_path):
+    from bench.presize import cache_folder, presized_files
+    root = tmp_path / "ds"
+    root.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 400, 3), np.uint8)).save(root / "a.jpg")
+    first = presized_files(root, ["a.jpg"], 64)
+    arr = np.load(first[0])
+    assert arr.shape == (64, 85, 3) and first[0].startswith(str(cache_folder(64)))
+    mtime = os.stat(first[0]).st_mtime_ns
+    assert presized_files(root, ["a.jpg"], 64) == first and os.stat(first[0]).st_mtime_ns == mtime  # reused
+    Image.new("RGB", (200, 100), (9, 9, 9)).save(root / "a.jpg")  # new content -> a new entry, not the stale one
+    second = presized_files(root, ["a.jpg"], 64)
+    assert second != first and np.load(second[0]).shape == (64, 128, 3)
