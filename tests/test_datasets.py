@@ -200,3 +200,21 @@ def test_cache_shrinks_once_and_follows_content(tmp_path):
     Image.new("RGB", (200, 100), (9, 9, 9)).save(root / "a.jpg")  # new content -> a new entry, not the stale one
     second = presized_files(root, ["a.jpg"], 64)
     assert second != first and np.load(second[0]).shape == (64, 128, 3)
+
+
+@pytest.mark.slow
+def test_run_on_a_folder_with_broken_files_trains_and_reports(tmp_path, capsys):
+    from bench.cli import main
+    root = make_image_folder(tmp_path / "photos", n_classes=2, per_class=8)
+    (root / "class_0" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (root / "class_1" / "empty.png").write_bytes(b"")
+    results = tmp_path / "results"
+    rc = main(["run", "--dataset", str(root), "--results-dir", str(results), "--pretrained", "false",
+               "--size", "32", "--item-size", "32", "--bs", "8", "--pct", "1", "--head-epochs", "1",
+               "--ft-epochs", "1", "--n-folds", "4"])
+    assert rc == 0
+    assert "skipped 2 bad image file(s)" in capsys.readouterr().err
+    runs = pd.read_csv(results / "runs.csv")
+    assert list(runs["status"]) == ["ok"] and runs["n_train"][0] + runs["n_valid"][0] == 16
+    assert set(pd.read_csv(results / "photos" / "bad_images.csv")["path"]) == {"class_0/broken.jpg",
+                                                                               "class_1/empty.png"}
