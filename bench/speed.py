@@ -225,7 +225,8 @@ def _check_device(name: str):
 
 def measure(arch: str, img_size: int | None = None, batch_size: int | None = None, precision: str = "fp32",
             channels_last: bool = False, compile: bool = False, steps: int | None = None, warmup: int | None = None,
-            device: str = "auto", results_dir: str | Path = "results", write: bool = True) -> dict:
+            device: str = "auto", results_dir: str | Path = "results", write: bool = True,
+            macs: bool = True) -> dict:
     """Benchmark one architecture; returns the row (also appended to results/speed.csv when `write`).
     Bad settings raise ConfigError before anything is built; a failure while measuring is recorded as a
     `failed` row and re-raised."""
@@ -247,7 +248,7 @@ def measure(arch: str, img_size: int | None = None, batch_size: int | None = Non
                device=_device_label(dev), threads=torch.get_num_threads(), n_classes=N_CLASSES, warmup_steps=warmup,
                steps=steps, deterministic=True, git_sha=git_sha(), host=host(), **versions())
     try:
-        row.update(_measure(cfg, spec, dev, steps, warmup, compile), status="ok", error="")
+        row.update(_measure(cfg, spec, dev, steps, warmup, compile, macs), status="ok", error="")
     except BaseException as e:
         from .protocol import one_line
         row.update(status="failed", error=one_line(e))
@@ -259,7 +260,7 @@ def measure(arch: str, img_size: int | None = None, batch_size: int | None = Non
     return row
 
 
-def _measure(cfg, spec, dev, steps: int, warmup: int, compile: bool) -> dict:
+def _measure(cfg, spec, dev, steps: int, warmup: int, compile: bool, macs: bool = True) -> dict:
     import torch
     from .archs import count_params_1k
     from .learner import build_model, make_learner, seed_all
@@ -270,7 +271,7 @@ def _measure(cfg, spec, dev, steps: int, warmup: int, compile: bool) -> dict:
     built = build_model(cfg, N_CLASSES)
     out["params"] = sum(p.numel() for p in built.model.parameters())
     out["params_1k"] = count_params_1k(spec)
-    gmacs = count_gmacs(built.model, cfg.img_size)
+    gmacs = count_gmacs(built.model, cfg.img_size) if macs else None
     out["gmacs"] = round(gmacs, 4) if gmacs is not None else ""
 
     dls = synthetic_dls(cfg.batch_size, cfg.img_size, warmup + steps, 1, dev, seed=cfg.seed)
