@@ -14,6 +14,7 @@ OPTS = $(if $(DATASET),--dataset '$(DATASET)') $(if $(PROFILE),--profile $(PROFI
        $(if $(PCT),--pct $(PCT)) $(if $(LR),--lr $(LR)) $(if $(SEED),--seed $(SEED)) \
        $(if $(PRETRAINED),--pretrained $(PRETRAINED)) $(if $(WEIGHTS),--weights '$(WEIGHTS)') \
        $(if $(HEAD),--head $(HEAD)) $(if $(GROUPS),--layer-groups $(GROUPS)) $(if $(DEVICE),--device $(DEVICE)) \
+       $(if $(ON_BAD_IMAGE),--on-bad-image $(ON_BAD_IMAGE)) $(if $(PRESIZE),--presize $(PRESIZE)) \
        --results-dir '$(RESULTS)' $(ARGS)
 
 .PHONY: install bench list sweep report speed test clean-venv

@@ -37,12 +37,12 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(ns: argparse.Namespace):
     from .config import make_config
-    from .datasets import EMBEDDED
+    from .datasets import named_defaults
     names = [f.name for f in fields(RunConfig)] + list(ALIASES)
     overrides = {k: getattr(ns, k) for k in names if getattr(ns, k, None) is not None}
-    dataset = overrides.get("dataset", RunConfig.dataset)
-    profile = ns.profile or ("quick" if dataset in EMBEDDED else "blog")
-    return make_config(profile, **overrides)
+    defaults = named_defaults(overrides.get("dataset", RunConfig.dataset))  # a named dataset's profile and size
+    profile = ns.profile or defaults.pop("profile", "blog")
+    return make_config(profile, **{**defaults, **overrides})
 
 
 def cmd_run(ns: argparse.Namespace) -> int:

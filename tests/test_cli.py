@@ -11,7 +11,7 @@ from bench.logs import read_rows
 
 BAD = [
     (["run", "--arch", "resnet5O"], "unknown architecture 'resnet5O' (closest: resnet50"),
-    (["run", "--dataset", "/no/such/folder"], "dataset: '/no/such/folder' is neither"),
+    (["run", "--dataset", "/no/such/folder"], "dataset: '/no/such/folder' is not an existing folder"),
     (["run", "--pct", "0"], "pct_images: 0.0 is out of range"),
     (["run", "--pct", "1.5"], "pct_images: 1.5 is out of range"),
     (["run", "--epochs", "-1"], "head_epochs: -1 is out of range"),
