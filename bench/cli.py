@@ -7,20 +7,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-import warnings
 from dataclasses import fields
 
-from .config import ALIASES, ConfigError, PROFILES, RunConfig
+from .config import ALIASES, PROFILES, ConfigError, RunConfig
+from .logs import quiet_libraries
 
 # Subcommands contributed by other modules: each exposes add_cli(subparsers) and keeps heavy imports in its handler.
-PLUGINS = ("bench.sweep", "bench.report", "bench.speed")
-
-
-def _quiet_libraries() -> None:
-    # fastai/geffnet/timm import-time deprecation chatter hides the lines users need to read
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", message=".*torch.jit.*")
+PLUGINS = ("bench.sweep.cli", "bench.report.build", "bench.train.speed")
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:
@@ -37,7 +30,7 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(ns: argparse.Namespace):
     from .config import make_config
-    from .datasets import named_defaults
+    from .data.named import named_defaults
     names = [f.name for f in fields(RunConfig)] + list(ALIASES)
     overrides = {k: getattr(ns, k) for k in names if getattr(ns, k, None) is not None}
     defaults = named_defaults(overrides.get("dataset", RunConfig.dataset))  # a named dataset's profile and size
@@ -46,7 +39,8 @@ def config_from_args(ns: argparse.Namespace):
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
-    from .protocol import prepare, run
+    from .train.prepare import prepare
+    from .train.protocol import run
     cfg = config_from_args(ns)
     prepared = prepare(cfg)  # user errors (arch, dataset, split) before anything trains
     print(f"bench: run {prepared.run_id}: {cfg.arch} on {prepared.dataset.name} ({len(prepared.items)} images, "
@@ -57,7 +51,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
     except ConfigError:
         raise
     except Exception as e:
-        from .protocol import one_line
+        from .train.record import one_line
         print(f"bench: run {prepared.run_id} failed: {one_line(e)} (recorded in {cfg.results_dir}/runs.csv)",
               file=sys.stderr)
         return 1
@@ -69,8 +63,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
 
 
 def cmd_list(ns: argparse.Namespace) -> int:
-    from .archs import REGISTRY, count_params_1k, get_arch
-    from .weights import cached_file
+    from .train.archs import REGISTRY, count_params_1k, get_arch
+    from .train.weights import cached_file
     names = list(REGISTRY) + [f"timm:{n}" for n in ns.timm]
     print(f"{'name':<24}{'family':<14}{'source':<13}{'params (1k head)':>17}  pretrained")
     for name in names:
@@ -101,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _quiet_libraries()
+    quiet_libraries()
     parser = build_parser()
     ns = parser.parse_args(argv)
     try:

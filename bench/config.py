@@ -8,7 +8,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field, fields
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 
@@ -182,3 +184,8 @@ def make_config(profile: str | None = None, base: RunConfig | None = None, **ove
         values["item_size"] = max(values["img_size"], round(values["img_size"] * 512 / 224))
     cfg = dataclasses.replace(base, **values) if base else RunConfig(**values)
     return validate(cfg)
+
+
+def cache_dir() -> Path:
+    """Where materialised datasets, scan verdicts and resized images live (BENCH_CACHE overrides)."""
+    return Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "bench")).expanduser()

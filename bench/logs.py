@@ -69,6 +69,14 @@ def append_rows(path: Path, rows: list[dict], fields: list[str]) -> None:
             os.close(fd)
 
 
+def atomic_write(path: Path, data: bytes) -> None:
+    """Readers see the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 def _header(path: Path) -> list[str] | None:
     if not path.exists() or path.stat().st_size == 0:
         return None
@@ -109,6 +117,14 @@ def epoch_callback(path: Path, run_id: str, attempt: str):
             append_rows(path, [row], EPOCH_FIELDS)
 
     return EpochLog()
+
+
+def quiet_libraries() -> None:
+    """fastai/geffnet/timm import-time deprecation chatter hides the lines users need to read."""
+    import warnings
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*torch.jit.*")
 
 
 # --- provenance

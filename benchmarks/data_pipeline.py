@@ -55,7 +55,7 @@ def loader_img_s(dls, batches: int) -> float:
 def step_wait(cfg, dls, steps: int, frozen: bool) -> tuple[float, float]:
     """(fraction of step wall time waiting for data, seconds per step) over `steps` training batches."""
     from fastai.callback.core import Callback, CancelFitException
-    from bench.learner import build_model, make_learner
+    from bench.train.learner import build_model, make_learner
 
     class Timer(Callback):
         order = -100  # first in, so the wait excludes other callbacks' work
@@ -97,10 +97,12 @@ def main() -> None:
 
     import torch
     from bench.config import make_config
-    from bench.data import load_or_make_split, make_dls, subsample
-    from bench.datasets import cache_dir, load_dataset
-    from bench.learner import resolve_device, seed_all
-    from bench.presize import presized_files
+    from bench.data.loaders import make_dls
+from bench.data.split import load_or_make_split, subsample
+    from bench.config import cache_dir
+    from bench.data.dataset import load_dataset
+    from bench.train.learner import resolve_device, seed_all
+    from bench.data.presize import presized_files
 
     device = resolve_device(args.device)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}", flush=True)

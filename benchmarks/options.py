@@ -1,5 +1,6 @@
 """Effect of channels_last, bf16 autocast and torch.compile on training / inference throughput through the harness
-(`bench.speed.measure`: the real Learner, synthetic input), interleaved in one process: each round runs every option
+(`bench.train.speed.measure`: the real Learner, synthetic input), interleaved in one process: each round runs every
+option
 once, in a rotated order, so background load hits all options alike. Prints medians and ranges per option and the
 ratio to fp32/contiguous. torch.compile is measured in fewer rounds (it compiles anew each time: minutes on 2 cores).
 
@@ -39,7 +40,7 @@ def main(argv=None) -> int:
     import io
     from contextlib import redirect_stdout
     import torch
-    from bench.speed import measure
+    from bench.train.speed import measure
     print(f"# {a.size}px bs{a.bs}, {a.warmup} warm-up + {a.steps} timed steps, {a.rounds} rounds "
           f"({a.compile_rounds} for compile), {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"cpu capability {torch.backends.cpu.get_cpu_capability()}", flush=True)
@@ -65,7 +66,8 @@ def main(argv=None) -> int:
             mt, mi = statistics.median(tr), statistics.median(inf)
             rt = f"{mt / base_t:.2f}" if base_t else ""
             ri = f"{mi / base_i:.2f}" if base_i else ""
-            print(f"| {o} | {mt:.1f} ({min(tr):.1f}–{max(tr):.1f}) | {rt} | {mi:.1f} ({min(inf):.1f}–{max(inf):.1f}) "
+            print(f"| {o} | {mt:.1f} ({min(tr):.1f}–{max(tr):.1f}) | {rt} "
+                  f"| {mi:.1f} ({min(inf):.1f}–{max(inf):.1f}) "
                   f"| {ri} | {len(tr)} |", flush=True)
     return 0
 

@@ -43,8 +43,8 @@ class Replay:
 
 
 def real_batches(cfg, n_train: int, n_valid: int):
-    from bench.data import make_dls
-    from bench.protocol import prepare
+    from bench.data.loaders import make_dls
+    from bench.train.prepare import prepare
     p = prepare(cfg)
     dls = make_dls(cfg, p.dataset.root, p.items, device=torch.device("cpu"))
     train = []
@@ -67,8 +67,8 @@ def plain(b):
 
 def run_harness(cfg, built, state, train, valid, dataset, vocab, lr) -> float:
     from fastai.data.core import DataLoaders
-    from bench.learner import make_learner
-    from bench.protocol import MOMS
+    from bench.train.learner import make_learner
+    from bench.train.record import MOMS
     built.model.load_state_dict(state)
     dls = DataLoaders(Replay(train, dataset, vocab, "cpu"), Replay(valid, dataset, vocab, "cpu"))
     t0 = time.perf_counter()
@@ -127,7 +127,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     from bench.config import make_config
-    from bench.learner import build_model, seed_all
+    from bench.train.learner import build_model, seed_all
     cfg = make_config("quick", arch=a.arch, img_size=a.size, batch_size=a.bs, pretrained="false",
                       precision=a.precision, channels_last=a.channels_last)
     seed_all(cfg.seed)

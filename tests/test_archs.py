@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.archs import REGISTRY, count_params_1k, get_arch
+from bench.train.archs import REGISTRY, count_params_1k, get_arch
 from bench.config import ConfigError, make_config
-from bench.heads import HEADS, make_head
-from bench.learner import num_features, param_groups
+from bench.train.heads import HEADS, make_head
+from bench.train.learner import num_features, param_groups
 
 NAMES = sorted(REGISTRY) + ["timm:resnet10t"]
 

@@ -11,8 +11,10 @@ import pytest
 from PIL import Image
 
 from bench.config import ConfigError
-from bench.data import load_or_make_split, make_dls, subsample
-from bench.datasets import load_dataset, named_defaults
+from bench.data.loaders import make_dls
+from bench.data.split import load_or_make_split, subsample
+from bench.data.dataset import load_dataset
+from bench.data.named import named_defaults
 from conftest import make_image_folder, tiny_config
 
 
@@ -171,7 +173,7 @@ def test_named_dataset_file(tmp_path, monkeypatch):
 
 # --- the pre-resized cache
 def _batch(cfg, root, items, presize):
-    from bench.learner import seed_all
+    from bench.train.learner import seed_all
     seed_all(0)
     dls = make_dls(cfg, root, items, device="cpu", presize=presize)
     return dls.one_batch()[0].clone()
@@ -188,7 +190,7 @@ def test_cache_gives_the_same_batches_when_nothing_needs_shrinking(tmp_path):
 
 
 def test_cache_shrinks_once_and_follows_content(tmp_path):
-    from bench.presize import cache_folder, presized_files
+    from bench.data.presize import cache_folder, presized_files
     root = tmp_path / "ds"
     root.mkdir()
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 400, 3), np.uint8)).save(root / "a.jpg")

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from bench.logs import EPOCH_FIELDS, read_rows
-from bench.protocol import INDEX_FIELDS, fit_two_phase, index_path, prepare, run
+from bench.train.prepare import prepare
+from bench.train.protocol import fit_two_phase, run
+from bench.train.record import INDEX_FIELDS, index_path
 from conftest import tiny_config
 
 pytestmark = pytest.mark.slow
@@ -54,8 +56,8 @@ def _snapshot(model):
 
 
 def test_phase1_freezes_body_weights_phase2_trains_them(tiny_folder, results_dir):
-    from bench.data import make_dls
-    from bench.learner import build_model, make_learner, seed_all
+    from bench.data.loaders import make_dls
+    from bench.train.learner import build_model, make_learner, seed_all
     cfg = tiny_config(tiny_folder, results_dir)
     p = prepare(cfg)
     seed_all(cfg.seed)
@@ -78,7 +80,7 @@ def test_phase1_freezes_body_weights_phase2_trains_them(tiny_folder, results_dir
 
 
 def test_failure_is_recorded_as_failed_row(tiny_folder, results_dir, monkeypatch):
-    import bench.protocol as protocol
+    import bench.train.protocol as protocol
 
     def boom(*a, **k):
         raise RuntimeError("simulated crash\nsecond line")

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bench import report
-from bench.plots import pareto_front
+from bench.report import build as report
+from bench.report.plots import pareto_front
 
 # Accuracy per seed: resnet34 is clearly best, resnet50 a consistent 2 pp behind (beyond noise),
 # seresnet50 is behind on average but swings around resnet34 (within noise).
@@ -233,7 +233,8 @@ def test_incomplete_and_malformed_lines_are_left_out_with_a_note(tmp_path):
 
 def test_only_failed_runs(tmp_path):
     res = tmp_path / "r"
-    write_csv(res / "runs.csv", [run_row("resnet34", 0, 0, status="failed"), run_row("resnet50", 0, 0, status="failed")])
+    write_csv(res / "runs.csv", [run_row("resnet34", 0, 0, status="failed"),
+                                 run_row("resnet50", 0, 0, status="failed")])
     result = report.build_report(res)
     assert list(result.summary.status) == ["failed", "failed"]
     assert "No finished runs yet." in result.html.read_text()

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from bench.config import ConfigError
-from bench.datasets import load_dataset
-from bench.images import open_rgb
+from bench.data.dataset import load_dataset
+from bench.data.images import open_rgb
 from conftest import make_image_folder
 
 
@@ -108,7 +108,7 @@ def test_empty_dataset_is_an_error_naming_the_path(tmp_path):
 
 
 def test_one_image_class_is_an_error_naming_the_class(tmp_path):
-    from bench.data import load_or_make_split
+    from bench.data.split import load_or_make_split
     from conftest import tiny_config
     root = make_image_folder(tmp_path / "data", per_class=6)
     shutil.rmtree(root / "class_2")
@@ -120,7 +120,7 @@ def test_one_image_class_is_an_error_naming_the_class(tmp_path):
 
 
 def test_duplicates_land_in_one_fold(tmp_path):
-    from bench.data import load_or_make_split
+    from bench.data.split import load_or_make_split
     from conftest import tiny_config
     root = make_image_folder(tmp_path / "data", per_class=10)
     copies = []
@@ -149,7 +149,7 @@ def test_changed_file_changes_fingerprint_and_rescans(tmp_path):
 
 
 def test_changed_dataset_makes_the_old_split_an_error(tmp_path):
-    from bench.data import load_or_make_split
+    from bench.data.split import load_or_make_split
     from conftest import tiny_config
     root = make_image_folder(tmp_path / "data", per_class=6)
     cfg = tiny_config(root, tmp_path / "results")

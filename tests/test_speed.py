@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from bench.archs import REGISTRY
+from bench.train.archs import REGISTRY
 from bench.logs import read_rows
-from bench.speed import SPEED_FIELDS, count_gmacs, measure, speed_path
+from bench.train.speed import SPEED_FIELDS, count_gmacs, measure, speed_path
 
 
 @pytest.mark.parametrize("arch", sorted(REGISTRY) + ["timm:resnet10t"])
@@ -44,8 +44,8 @@ def test_bf16_on_cpu_really_autocasts():
     """fastai's MixedPrecision autocasts on 'cuda' only; the harness's must autocast on the model's device."""
     from fastai.callback.core import Callback
     from bench.config import make_config
-    from bench.learner import build_model, make_learner
-    from bench.speed import N_CLASSES, synthetic_dls
+    from bench.train.learner import build_model, make_learner
+    from bench.train.speed import N_CLASSES, synthetic_dls
     seen = []
 
     class Spy(Callback):

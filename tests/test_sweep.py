@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.config import ConfigError
-from bench.experiment import load_experiment
+from bench.sweep.experiment import load_experiment
 from conftest import make_image_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,7 +91,7 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
 
 
 def test_shipped_experiments():
-    from bench.archs import REGISTRY
+    from bench.train.archs import REGISTRY
     blog = load_experiment(ROOT / "experiments" / "blog.yaml", dataset="/data/plants")
     article = {f"resnet{d}" for d in (18, 34, 50, 101, 152)} | {"xresnet50"} | \
         {f"seresnet{d}" for d in (50, 101, 152)} | {"resnext50_32x4d", "resnext101_32x4d", "seresnext50_32x4d",
@@ -109,7 +109,7 @@ def test_shipped_experiments():
 # --- sweeps (train tiny models in worker processes)
 SITECUSTOMIZE = """
 import os, signal
-import bench.learner as learner
+import bench.train.learner as learner
 _build = learner.build_model
 def build_model(cfg, *a, **k):
     if cfg.seed == 0:

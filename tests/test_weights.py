@@ -7,8 +7,8 @@ import warnings
 import pytest
 import torch
 
-from bench.archs import get_arch
-from bench.weights import WeightsError, cached_file, load_model
+from bench.train.archs import get_arch
+from bench.train.weights import WeightsError, cached_file, load_model
 
 ONE_PER_SOURCE = ["resnet18", "xresnet18", "seresnext50_32x4d", "tf_efficientnet_b3", "timm:resnet10t"]
 
@@ -54,7 +54,7 @@ def test_wrong_file_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize("name", ["resnet18", "xresnet50", "tf_efficientnet_b3"])
 def test_warm_torch_hub_cache_is_used_offline(name):
     """torchvision, fastai and geffnet read $TORCH_HOME/hub/checkpoints/<url basename> before downloading."""
-    from bench.weights import CACHES
+    from bench.train.weights import CACHES
     spec = get_arch(name)
     assert cached_file(spec) is None
     sd = _perturbed_state_dict(spec)

@@ -1,7 +1,7 @@
-"""One sweep run in its own process: `python -m bench.worker '<job json>'`.
+"""One sweep run in its own process: `python -m bench.sweep.worker '<job json>'`.
 
 A crash here (exception, NaN loss, out of memory, segfault) cannot take the sweep down; the parent turns a death
-without a row into a failed row (`bench.executors`). The worker, not the parent, holds the run's claim lock, so a
+without a row into a failed row (`bench.sweep.executors`). The worker, not the parent, holds the run's claim lock, so a
 worker orphaned by a killed sweep still keeps a restarted sweep from running the same run id twice; the lock is an
 flock, released by the kernel whatever way the process ends.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 import traceback
-from datetime import datetime, timezone
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -23,8 +22,8 @@ def claim_path(results_dir: str | Path, run_id: str) -> Path:
 
 
 def rows_for(results_dir: str | Path, run_id: str) -> list[dict]:
-    from .logs import read_rows
-    from .protocol import index_path
+    from ..logs import read_rows
+    from ..train.record import index_path
     return [r for r in read_rows(index_path(results_dir)) if r.get("run_id") == run_id]
 
 
@@ -33,23 +32,16 @@ def is_done(results_dir: str | Path, run_id: str) -> bool:
 
 
 def record_failure(job: dict, error: str) -> dict:
-    """Append a failed row for a run that ended before the protocol could record it itself."""
-    from .config import make_config
-    from .logs import append_rows
-    from .protocol import INDEX_FIELDS, _base_row, index_path
-    cfg = make_config(**job["config"])
-    now = datetime.now(timezone.utc)
-    row = _base_row(cfg, now.strftime("%Y%m%dT%H%M%S%f"))
-    row.update(run_id=job["run_id"], dataset_fingerprint=job["fingerprint"], split_hash=job["split_hash"],
-               dataset=job.get("dataset_name", cfg.dataset), status="failed", error=error,
-               timestamp=now.isoformat(timespec="seconds"))
-    append_rows(index_path(cfg.results_dir), [row], INDEX_FIELDS)
-    return row
+    """A failed row for a job whose run ended before the protocol could record it."""
+    from ..config import make_config
+    from ..train.record import record_failure as record
+    return record(make_config(**job["config"]), job["run_id"], job["fingerprint"], job["split_hash"],
+                  job.get("dataset_name", job["config"]["dataset"]), error)
 
 
 def main(argv: list[str]) -> int:
-    from .cli import _quiet_libraries
-    _quiet_libraries()
+    from ..logs import quiet_libraries
+    quiet_libraries()
     job = json.loads(argv[0])
     results, run_id = job["config"]["results_dir"], job["run_id"]
     path = claim_path(results, run_id)
@@ -62,20 +54,22 @@ def main(argv: list[str]) -> int:
     with lock:
         if is_done(results, run_id):  # finished by another sweep since this one planned
             return EXIT_DONE
-        from . import protocol
-        from .config import make_config
+        from ..config import make_config
+        from ..train.prepare import prepare
+        from ..train.protocol import run
+        from ..train.record import one_line
         try:
             cfg = make_config(**job["config"])
-            prepared = protocol.prepare(cfg)
+            prepared = prepare(cfg)
             if prepared.run_id != run_id:
                 raise RuntimeError(f"run id is {prepared.run_id} here but {run_id} when the sweep was planned "
                                    "(dataset or split changed during the sweep)")
         except Exception as e:
             traceback.print_exc()
-            record_failure(job, protocol.one_line(e))
+            record_failure(job, one_line(e))
             return EXIT_FAILED
         try:
-            protocol.run(cfg, prepared)  # records its own row, ok or failed
+            run(cfg, prepared)  # records its own row, ok or failed
         except Exception:
             traceback.print_exc()
             return EXIT_FAILED

@@ -1,6 +1,6 @@
 """Where sweep runs execute: one at a time on this machine, or as Ray tasks (local Ray or a cluster).
 
-Both hand every run to `execute_one`, which starts `python -m bench.worker` and turns a worker that died without
+Both hand every run to `execute_one`, which starts `python -m bench.sweep.worker` and turns a worker that died without
 recording its run into a failed row. Ray only places the tasks (one per worker, a GPU each when the cluster has
 GPUs); it has no retries, because a failed run is a result, and no scheduling of our own is layered on top.
 """
@@ -41,7 +41,7 @@ def execute_one(job: dict, cwd: str | None = None) -> Outcome:
     before = len(rows_for(results, run_id))
     t0 = time.monotonic()
     env = {**os.environ, **job.get("env", {})}
-    code = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(job)],
+    code = subprocess.run([sys.executable, "-m", "bench.sweep.worker", json.dumps(job)],
                           cwd=cwd if cwd and os.path.isdir(cwd) else None, env=env).returncode
     out: Outcome = dict(run_id=run_id, error="", row=None, seconds=round(time.monotonic() - t0, 1))
     if code in (EXIT_BUSY, EXIT_DONE):

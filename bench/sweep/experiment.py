@@ -20,7 +20,7 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
-from .config import ALIASES, PROFILES, ConfigError, RunConfig, make_config
+from ..config import ALIASES, PROFILES, ConfigError, RunConfig, make_config
 
 TOP_KEYS = ("name", "description", "dataset", "profile", "protocol", "archs", "seeds", "folds")
 # Settings that the file sets through its own keys (or the CLI), so a protocol/arch override of them is a mistake.
@@ -98,7 +98,7 @@ def load_experiment(path: str | Path, dataset: str | None = None, results_dir: s
                     overrides: dict | None = None) -> Experiment:
     """Parse and validate an experiment file; `dataset` and `overrides` (command-line settings, applied last)
     replace the file's values."""
-    from .archs import get_arch
+    from ..train.archs import get_arch
     path = Path(path)
     doc = _read(path)
     if not isinstance(doc, dict):

@@ -17,21 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..config import cache_dir
+from ..logs import atomic_write
+
 SCAN_VERSION = 1  # bump when the checks change, so cached verdicts are redone
 COLUMNS = ["path", "size", "sha", "problem", "mode", "width", "height"]
-
-
-def cache_dir() -> Path:
-    """Where materialised datasets, scan verdicts and resized images live (BENCH_CACHE overrides)."""
-    return Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "bench")).expanduser()
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Readers see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _inspect_one(path: Path) -> list:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .archs import ArchSpec, get_arch
-from .config import RunConfig
+from ..config import ConfigError, RunConfig
 from .heads import make_head
 from .weights import load_model
 
@@ -38,6 +38,19 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def check_device(name: str) -> torch.device:
+    """`name` resolved, or a ConfigError when it is not a device this machine has."""
+    try:
+        device = resolve_device(name)
+    except RuntimeError:
+        raise ConfigError(f"device: {name!r} is not a device (auto, cpu, cuda, cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device: {name!r} requested but no CUDA device is available (use --device cpu)")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device: {name!r}: bench trains on cpu or cuda")
+    return device
 
 
 def num_features(body: nn.Module) -> int:
@@ -115,6 +128,7 @@ def device_mixed_precision(amp_mode: str):
                 return super().before_fit()
             dtype = torch.bfloat16 if self.amp_mode.value == "bf16" else torch.float16
             self.kwargs["enabled"] = dtype == torch.float16
-            self.autocast, self.learn.scaler, self.scales = autocast(dev, dtype=dtype), GradScaler(dev, **self.kwargs), []
+            self.autocast = autocast(dev, dtype=dtype)
+            self.learn.scaler, self.scales = GradScaler(dev, **self.kwargs), []
 
     return DeviceMixedPrecision(amp_mode=amp_mode)

@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .config import ConfigError
+from ..config import ConfigError
 
 
 @dataclass(frozen=True)

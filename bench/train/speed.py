@@ -17,7 +17,7 @@ from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .config import ConfigError
+from ..config import ConfigError
 
 SPEED_FIELDS = [
     "timestamp", "arch", "family", "source", "img_size", "batch_size", "precision", "channels_last", "compile",
@@ -202,27 +202,6 @@ def _count(name: str, value) -> int | None:
         raise ConfigError(f"{name}: expected a whole number, got {value!r}") from None
 
 
-def _device_label(device) -> str:
-    import torch
-    if device.type == "cuda":
-        return f"cuda:{torch.cuda.get_device_name(device)}"
-    return device.type
-
-
-def _check_device(name: str):
-    import torch
-    from .learner import resolve_device
-    try:
-        device = resolve_device(name)
-    except RuntimeError:
-        raise ConfigError(f"device: {name!r} is not a device (auto, cpu, cuda, cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device: {name!r} requested but no CUDA device is available (use --device cpu)")
-    if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device: {name!r}: bench speed measures cpu or cuda")
-    return device
-
-
 def measure(arch: str, img_size: int | None = None, batch_size: int | None = None, precision: str = "fp32",
             channels_last: bool = False, compile: bool = False, steps: int | None = None, warmup: int | None = None,
             device: str = "auto", results_dir: str | Path = "results", write: bool = True,
@@ -231,11 +210,13 @@ def measure(arch: str, img_size: int | None = None, batch_size: int | None = Non
     Bad settings raise ConfigError before anything is built; a failure while measuring is recorded as a
     `failed` row and re-raised."""
     import torch
-    from .config import make_config
-    from .logs import append_rows, git_sha, host, versions
+    from ..config import make_config
+    from ..logs import append_rows, git_sha, host, versions
+    from .learner import check_device
+    from .record import device_name
     cfg = make_config(arch=arch, img_size=img_size, batch_size=batch_size, precision=precision,
                       channels_last=channels_last, device=device, pretrained="false", results_dir=str(results_dir))
-    dev = _check_device(cfg.device)
+    dev = check_device(cfg.device)
     steps, warmup = _count("steps", steps), _count("warmup", warmup)
     steps = (20 if dev.type == "cuda" else 5) if steps is None else steps
     warmup = (5 if dev.type == "cuda" else 2) if warmup is None else warmup
@@ -245,12 +226,12 @@ def measure(arch: str, img_size: int | None = None, batch_size: int | None = Non
     spec = get_arch(cfg.arch)  # unknown names: ConfigError with the closest names
     row = dict(arch=cfg.arch, family=spec.family, source=spec.source, img_size=cfg.img_size,
                batch_size=cfg.batch_size, precision=cfg.precision, channels_last=cfg.channels_last, compile=compile,
-               device=_device_label(dev), threads=torch.get_num_threads(), n_classes=N_CLASSES, warmup_steps=warmup,
+               device=device_name(dev), threads=torch.get_num_threads(), n_classes=N_CLASSES, warmup_steps=warmup,
                steps=steps, deterministic=True, git_sha=git_sha(), host=host(), **versions())
     try:
         row.update(_measure(cfg, spec, dev, steps, warmup, compile, macs), status="ok", error="")
     except BaseException as e:
-        from .protocol import one_line
+        from .record import one_line
         row.update(status="failed", error=one_line(e))
         raise
     finally:
@@ -328,7 +309,7 @@ def format_row(r: dict) -> str:
 
 
 def cmd_speed(ns: argparse.Namespace) -> int:
-    from .protocol import one_line
+    from .record import one_line
     try:
         row = measure(ns.arch, img_size=ns.size, batch_size=ns.bs, precision=ns.precision,
                       channels_last=ns.channels_last, compile=ns.compile, steps=ns.steps, warmup=ns.warmup,

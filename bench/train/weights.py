@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import warnings
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -17,7 +15,8 @@ import torch
 from torch import nn
 
 from .archs import ArchSpec
-from .config import ConfigError
+from ..config import ConfigError
+from ..network import hf_offline, online
 
 
 class WeightsError(ConfigError):
@@ -81,18 +80,6 @@ def cached_file(spec: ArchSpec) -> Path | None:
     except Exception:  # a library without pretrained weights for this name
         return None
     return path if path is not None and path.is_file() else None
-
-
-@lru_cache(maxsize=None)
-def online(host: str, timeout: float = 3.0) -> bool:
-    """Can we reach `host`? BENCH_OFFLINE=1 forces no. One quick probe instead of a library's retry loop."""
-    if os.environ.get("BENCH_OFFLINE", "") not in ("", "0"):
-        return False
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
 
 
 def _read_state_dict(path: Path) -> dict:
@@ -169,7 +156,7 @@ def load_model(spec: ArchSpec, mode: str = "auto", weights: str | None = None) -
             try:
                 if spec.source == "timm" and cached is not None:
                     os.environ["HF_HUB_OFFLINE"] = "1"  # cache hit: skip timm's online revalidation
-                    _hf_offline(True)
+                    hf_offline(True)
                 return spec.build(True), used + (" (cache)" if cached else "")
             except Exception as e:  # network failure mid-download, corrupt cache file, ...
                 reason = f"loading pretrained {spec.name} failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
@@ -178,10 +165,3 @@ def load_model(spec: ArchSpec, mode: str = "auto", weights: str | None = None) -
     warnings.warn(f"pretrained=auto: {reason}; training {spec.name} from random init", stacklevel=2)
     return spec.build(False), "random"
 
-
-def _hf_offline(flag: bool) -> None:
-    try:
-        from huggingface_hub import constants
-        constants.HF_HUB_OFFLINE = flag
-    except Exception:
-        pass

@@ -8,18 +8,17 @@ report lands next to the dataset's results.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 
-from .config import PROFILES, ConfigError
-from .scan import cache_dir, duplicates, fingerprint_of, inspect, write_report
-from .sources import IMAGE_EXTS, TABLE_EXTS, fetch_fastai, list_folder, read_table  # noqa: F401 (re-exported)
+from ..config import ConfigError
+from .digits import EMBEDDED
+from .named import datasets_file, named_datasets
+from .scan import duplicates, fingerprint_of, inspect, write_report
+from .sources import TABLE_EXTS, fetch_fastai, list_folder, read_table
 
 
 @dataclass
@@ -42,95 +41,6 @@ class Dataset:
         return "is_valid" in self.items.columns
 
 
-# --- the embedded default
-DIGITS_SIZE = 32  # px: the 8x8 originals upscaled so every profile's crop has something to cut from
-
-
-def materialise_digits(dest: Path | None = None) -> Path:
-    """scikit-learn's 1,797 real 8x8 digits as RGB PNGs in class folders, written once (atomically)."""
-    dest = dest or cache_dir() / "datasets" / "digits"
-    if (dest / ".complete").exists():
-        return dest
-    from PIL import Image
-    from sklearn.datasets import load_digits
-    digits = load_digits()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".digits-", dir=dest.parent))
-    for i, (img, target) in enumerate(zip(digits.images, digits.target)):
-        folder = tmp / str(target)
-        folder.mkdir(exist_ok=True)
-        pixels = (img * (255.0 / 16.0)).astype("uint8")
-        Image.fromarray(pixels, mode="L").resize((DIGITS_SIZE, DIGITS_SIZE), Image.BILINEAR) \
-            .convert("RGB").save(folder / f"{i:04d}.png")
-    (tmp / ".complete").touch()
-    if dest.exists():  # an interrupted earlier attempt: replace it whole
-        shutil.rmtree(dest)
-    os.replace(tmp, dest)
-    return dest
-
-
-EMBEDDED = {"digits": materialise_digits}
-
-
-# --- named datasets: experiments/datasets.yaml
-def datasets_file() -> Path:
-    """BENCH_DATASETS, else ./experiments/datasets.yaml, else the one shipped beside the package."""
-    if os.environ.get("BENCH_DATASETS"):
-        return Path(os.environ["BENCH_DATASETS"]).expanduser()
-    local = Path("experiments") / "datasets.yaml"
-    return local if local.is_file() else Path(__file__).resolve().parents[1] / "experiments" / "datasets.yaml"
-
-
-def named_datasets(path: Path | None = None) -> dict[str, dict]:
-    """name -> {source, size, profile}; relative sources are relative to the file, so it works from any folder."""
-    path = Path(path or datasets_file())
-    return _read_named(path.resolve(), path.stat().st_mtime_ns if path.is_file() else 0)
-
-
-@lru_cache(maxsize=8)
-def _read_named(path: Path, _mtime: int) -> dict[str, dict]:
-    if not path.is_file():
-        return {}
-    import yaml
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"datasets file {path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"datasets file {path}: expected `name: {{source: ..., size: ..., profile: ...}}` entries")
-    out = {}
-    for name, entry in raw.items():
-        where = f"datasets file {path}, entry {name!r}"
-        if not isinstance(entry, dict) or "source" not in entry:
-            raise ConfigError(f"{where}: needs a `source:` (folder, CSV/parquet file, fastai URLs name or "
-                              f"{', '.join(EMBEDDED)})")
-        unknown = set(entry) - {"source", "size", "profile", "description"}
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (allowed: source, size, "
-                              f"profile, description)")
-        if "profile" in entry and entry["profile"] not in PROFILES:
-            raise ConfigError(f"{where}: profile {entry['profile']!r} is not one of {', '.join(PROFILES)}")
-        if "size" in entry and not (isinstance(entry["size"], int) and entry["size"] >= 32):
-            raise ConfigError(f"{where}: size must be a whole number of pixels >= 32, got {entry['size']!r}")
-        src = str(entry["source"])
-        looks_like_path = "/" in src or src.startswith((".", "~")) or Path(src).suffix.lower() in TABLE_EXTS
-        if looks_like_path:
-            src = str((path.parent / Path(src).expanduser()).resolve())
-        out[str(name)] = {**entry, "source": src}
-    return out
-
-
-def named_defaults(spec: str) -> dict:
-    """Config defaults a dataset brings ({'profile': ..., 'img_size': ...}), for the CLI to apply under the user's
-    own flags; embedded data defaults to the quick profile."""
-    entry = named_datasets().get(spec, {})
-    out = {"profile": entry.get("profile", "quick" if spec in EMBEDDED else None)}
-    if "size" in entry:
-        out["img_size"] = entry["size"]
-    return {k: v for k, v in out.items() if v is not None}
-
-
-# --- resolving a spec
 def resolve(spec: str, _name: str | None = None) -> tuple[str, str, Path, pd.DataFrame, list[str], pd.DataFrame]:
     """spec -> (name, source kind, root, items, class folders, ignored files); nothing is decoded yet."""
     no_ignored = pd.DataFrame(columns=["path", "problem"])
@@ -237,14 +147,3 @@ def _check_split(name: str, root: Path, good: pd.DataFrame) -> None:
         if not good["is_valid"].any():
             raise ConfigError(f"dataset: {name}'s own split has no validation images (after dropping copies of "
                               f"training images); mark some is_valid=true or add a valid/ folder")
-
-
-# --- kept for callers of the core API
-def scan_folder(root: Path) -> pd.DataFrame:
-    """path,label of the image files under class folders (see sources.list_folder)."""
-    return list_folder(Path(root))[0]
-
-
-def fingerprint(root: Path, rel_paths) -> str:
-    """Content fingerprint of these files under root (cached per file by size and mtime)."""
-    return fingerprint_of(inspect(Path(root), list(rel_paths)))

@@ -19,9 +19,9 @@ import numpy as np
 from fastai.vision.core import PILImage
 from PIL import Image
 
-from .config import ConfigError
+from ..config import ConfigError, cache_dir
 from .images import open_rgb, shrink
-from .scan import cache_dir, inspect
+from .scan import inspect
 
 CACHE_VERSION = 1  # bump when the resize changes, so older entries are not mixed in
 
@@ -65,7 +65,7 @@ def presized_files(root: Path, rel_paths, size: int) -> list[str]:
 
 
 class RGBImage(PILImage):
-    """fastai's PILImage, opened through bench.images (16-bit, alpha, CMYK and EXIF handled) or from the cache."""
+    """fastai's PILImage, opened through bench.data.images (16-bit, alpha, CMYK and EXIF handled) or from the cache."""
 
     @classmethod
     def create(cls, fn, **kwargs):

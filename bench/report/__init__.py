@@ -1,0 +1,2 @@
+"""results/ -> tables, statistics, plots and one self-contained HTML page. Reads only the CSV contract
+(docs/SCHEMA.md), never training code."""

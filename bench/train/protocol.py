@@ -1,0 +1,82 @@
+"""The two-phase protocol: phase 1 frozen body (BatchNorm still training), phase 2 unfrozen with discriminative
+learning rates. `run(cfg)` trains, logs every epoch and appends one provenance row to the results index."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..config import RunConfig
+from ..logs import append_rows, epoch_callback
+from .prepare import Prepared, prepare
+from .record import (INDEX_FIELDS, MOMS, base_row, check_finite, device_name, final_metrics, index_path,
+                     now_attempt, one_line)
+
+
+def run(cfg: RunConfig, prepared: Prepared | None = None) -> dict:
+    """Train `cfg` under the two-phase protocol; returns the index row (also appended to results/runs.csv).
+    A failure after preparation is recorded as a `failed` row and re-raised."""
+    from ..data.loaders import make_dls
+    from .archs import count_params_1k
+    from .learner import build_model, effective_top_k, make_learner, resolve_device, seed_all
+    attempt = now_attempt()
+    p = prepared or prepare(cfg)
+    results = Path(cfg.results_dir)
+    epoch_log = Path(p.dataset.name) / "epochs" / f"{p.run_id}.csv"
+    row = base_row(cfg, attempt)
+    row.update(run_id=p.run_id, dataset=p.dataset.name, dataset_fingerprint=p.dataset.fingerprint,
+               split_hash=p.split_hash, epoch_log=epoch_log.as_posix())
+    try:
+        seed_all(cfg.seed)
+        device = resolve_device(cfg.device)
+        dls = make_dls(cfg, p.dataset.root, p.items, device=device)
+        built = build_model(cfg, n_classes=len(dls.vocab))
+        logger = epoch_callback(results / epoch_log, p.run_id, attempt)
+        learn = make_learner(cfg, dls, built, cbs=[logger])
+        row.update(top_k=effective_top_k(cfg.top_k, len(dls.vocab)), family=built.spec.family,
+                   source=built.spec.source, weights_used=built.weights_used,
+                   n_classes=len(dls.vocab), n_train=len(dls.train_ds), n_valid=len(dls.valid_ds),
+                   device=device_name(device), params_1k=count_params_1k(built.spec),
+                   params_total=sum(q.numel() for q in learn.model.parameters()))
+
+        learn.freeze()
+        row["params_trainable_phase1"] = sum(q.numel() for q in learn.model.parameters() if q.requires_grad)
+        t0, t1, t2 = fit_two_phase(learn, cfg, logger)
+        row.update(phase1_seconds=round(t1 - t0, 3), phase2_seconds=round(t2 - t1, 3),
+                   total_seconds=round(t2 - t0, 3), status="ok", error="")
+        epochs = cfg.head_epochs + cfg.ft_epochs
+        if epochs:
+            row["train_img_per_s"] = round(len(dls.train_ds) * epochs / max(t2 - t0, 1e-9), 2)
+            row.update(final_metrics(logger.rows))
+        check_finite(row)
+    except BaseException as e:
+        row.update(status="failed", error=one_line(e))
+        row["timestamp"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        append_rows(index_path(results), [row], INDEX_FIELDS)
+        raise
+    row["timestamp"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    append_rows(index_path(results), [row], INDEX_FIELDS)
+    return row
+
+
+def fit_two_phase(learn, cfg: RunConfig, logger=None, after_phase=None) -> tuple[float, float, float]:
+    """Phase 1: body frozen except BatchNorm, fit_one_cycle(head_epochs, head_lr). Phase 2: unfrozen,
+    fit_one_cycle(ft_epochs, lr_max=slice(ft_lr_min, ft_lr_max)). Returns the three phase-boundary clock times."""
+    learn.freeze()
+    t0 = time.perf_counter()
+    if cfg.head_epochs:
+        learn.fit_one_cycle(cfg.head_epochs, cfg.head_lr, moms=MOMS)
+    t1 = time.perf_counter()
+    if after_phase:
+        after_phase(1, learn)
+    learn.unfreeze()
+    if logger is not None:
+        logger.run_phase = 2
+    if cfg.ft_epochs:
+        learn.fit_one_cycle(cfg.ft_epochs, lr_max=slice(cfg.ft_lr_min, cfg.ft_lr_max), moms=MOMS)
+    t2 = time.perf_counter()
+    if after_phase:
+        after_phase(2, learn)
+    return t0, t1, t2
+
+

@@ -1,0 +1,84 @@
+"""The index row: its columns, the part every row shares (config, provenance), final metrics from the epoch log,
+and the failed row written for a run that could not record itself."""
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from ..config import RunConfig
+from ..logs import append_rows, git_sha, host, versions
+
+MOMS = (0.95, 0.85, 0.95)  # fastai fit_one_cycle's momentum schedule; it overrides Adam's mom=0.9 while fitting
+
+INDEX_FIELDS = [
+    "run_id", "attempt", "timestamp", "status", "error", "experiment", "arch", "family", "source", "head",
+    "layer_groups", "pretrained", "weights_used", "dataset", "dataset_fingerprint", "n_classes", "n_train",
+    "n_valid", "img_size", "item_size", "batch_size", "pct_images", "seed", "split_seed", "n_folds", "fold",
+    "split_hash", "head_epochs", "head_lr", "ft_epochs", "ft_lr_min", "ft_lr_max", "moms", "adam_mom", "sqr_mom",
+    "eps", "wd", "top_k", "precision", "channels_last", "params_total", "params_trainable_phase1", "params_1k",
+    "final_accuracy", "best_accuracy", "best_epoch", "final_top_k", "final_valid_loss", "phase1_seconds",
+    "phase2_seconds", "total_seconds", "train_img_per_s", "device", "threads", "python", "torch", "torchvision",
+    "fastai", "timm", "pytorchcv", "geffnet", "git_sha", "host", "epoch_log", "config_json",
+]
+
+
+def index_path(results_dir: str | Path) -> Path:
+    return Path(results_dir) / "runs.csv"
+
+
+def device_name(device: torch.device) -> str:
+    return f"cuda:{torch.cuda.get_device_name(device)}" if device.type == "cuda" else device.type
+
+
+def base_row(cfg: RunConfig, attempt: str) -> dict:
+    keep = ("experiment", "arch", "head", "layer_groups", "pretrained", "img_size", "item_size", "batch_size",
+            "pct_images", "seed", "split_seed", "n_folds", "fold", "head_epochs", "head_lr", "ft_epochs",
+            "ft_lr_min", "ft_lr_max", "adam_mom", "sqr_mom", "eps", "wd", "top_k", "precision", "channels_last")
+    row = {k: getattr(cfg, k) for k in keep}
+    row.update(attempt=attempt, moms="-".join(f"{m:g}" for m in MOMS), threads=torch.get_num_threads(),
+               git_sha=git_sha(), host=host(), config_json=json.dumps(cfg.to_dict(), sort_keys=True),
+               dataset=cfg.dataset, **versions())
+    return row
+
+
+def one_line(e: BaseException) -> str:
+    msg = str(e).strip()
+    return f"{type(e).__name__}: {msg.splitlines()[0][:300]}" if msg else type(e).__name__
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def check_finite(row: dict) -> None:
+    loss = row.get("final_valid_loss")
+    if loss is not None and not math.isfinite(float(loss)):
+        raise NonFiniteLoss(f"valid loss is {loss} after training (diverged; lower the learning rate)")
+
+
+def final_metrics(rows: list[dict]) -> dict:
+    """Final and best figures over both phases, from the epoch log rows."""
+    if not rows:
+        return {}
+    best = max(rows, key=lambda r: r["accuracy"])
+    last = rows[-1]
+    return {"final_accuracy": last["accuracy"], "final_top_k": last["top_k_accuracy"],
+            "final_valid_loss": last["valid_loss"], "best_accuracy": best["accuracy"], "best_epoch": best["epoch"]}
+
+
+def now_attempt() -> str:
+    """An attempt id: UTC time to the microsecond, so the attempts of one run sort in order."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+
+
+def record_failure(cfg: RunConfig, run_id: str, fingerprint: str, split_hash: str, dataset: str, error: str) -> dict:
+    """Append a failed row for a run that ended before the protocol could record it itself."""
+    row = base_row(cfg, now_attempt())
+    row.update(run_id=run_id, dataset_fingerprint=fingerprint, split_hash=split_hash, dataset=dataset,
+               status="failed", error=error, timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    append_rows(index_path(cfg.results_dir), [row], INDEX_FIELDS)
+    return row
