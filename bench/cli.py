@@ -14,18 +14,49 @@ from .logs import quiet_libraries
 
 # Subcommands contributed by other modules: each exposes add_cli(subparsers) and keeps heavy imports in its handler.
 PLUGINS = ("bench.sweep.cli", "bench.report.build", "bench.train.speed")
+OWN_COMMANDS = ("run", "list")
+
+
+def field_help(f, profiles: dict = PROFILES) -> str:
+    """What a setting is, its unit and its default (the article's, and each profile's where it differs), from the
+    RunConfig field's metadata (help, unit) and the config tables (choices, ranges)."""
+    from .config import CHOICES, RANGES
+    meta = f.metadata or {}
+    text = meta.get("help", "").rstrip(".")
+    unit = meta.get("unit")
+    parts = [text] if text else []
+    if unit:
+        parts.append(f"in {unit}")
+    if f.name in CHOICES:
+        parts.append("one of " + " | ".join(CHOICES[f.name]))
+    elif f.name in RANGES:
+        lo, hi, incl = RANGES[f.name]
+        if lo is not None or hi is not None:
+            parts.append(" and ".join(([f"{'>=' if incl else '>'} {lo:g}"] if lo is not None else []) +
+                                      ([f"<= {hi:g}"] if hi is not None else [])))
+    default = f"default {f.default if f.default not in (None, '') else 'none'}"
+    default += "".join(f", {name}: {prof[f.name]}" for name, prof in profiles.items() if f.name in prof)
+    return ("; ".join(parts) + f" ({default})").replace("%", "%%")
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:
-    """One --flag per RunConfig field (values validated by make_config, so every entry point gives the same
-    errors), plus the short aliases used by make (--epochs sets both phases)."""
-    g = p.add_argument_group("run settings (defaults: the profile's, see `bench run --help`)")
+    """One --flag per RunConfig field, in the dataclass's groups, each saying what it is, its unit and default
+    (values validated by make_config, so every entry point gives the same errors), plus the short aliases used
+    by make (--epochs sets both phases)."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
     for f in fields(RunConfig):
-        g.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None, metavar=f.name.upper())
+        title = (f.metadata or {}).get("group", "run settings")
+        if title not in groups:
+            groups[title] = p.add_argument_group(title)
+        metavar = ((f.metadata or {}).get("unit") or str(f.type).split(" ")[0]).upper().replace(" ", "_")
+        groups[title].add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None, metavar=metavar,
+                                   help=field_help(f))
+    g = p.add_argument_group("shortcuts (as make's variables)")
     for alias, targets in ALIASES.items():
-        g.add_argument("--" + alias, dest=alias, default=None, help=f"sets {', '.join(targets)}")
+        g.add_argument("--" + alias, dest=alias, default=None, metavar="VALUE", help=f"sets {', '.join(targets)}")
     p.add_argument("--profile", choices=list(PROFILES), default=None,
-                   help="blog = the article's protocol; quick = minutes on a CPU (default for the embedded dataset)")
+                   help="blog = the article's protocol (the defaults below); quick = minutes on a CPU (default for "
+                        "the embedded digits); the profile's values show as `quick: ...`")
 
 
 def config_from_args(ns: argparse.Namespace):
@@ -55,34 +86,40 @@ def cmd_run(ns: argparse.Namespace) -> int:
         print(f"bench: run {prepared.run_id} failed: {one_line(e)} (recorded in {cfg.results_dir}/runs.csv)",
               file=sys.stderr)
         return 1
-    top = "final_top_k"
+    k = row.get("top_k") or cfg.top_k  # capped at n_classes - 1: say which k was really used
     print(f"{row['arch']}: accuracy {float(row['final_accuracy']):.4f} (best {float(row['best_accuracy']):.4f} "
-          f"at epoch {row['best_epoch']}), top-{cfg.top_k} {float(row[top]):.4f}, {row['total_seconds']:.0f} s, "
+          f"at epoch {row['best_epoch']}), top-{k} {float(row['final_top_k']):.4f}, {row['total_seconds']:.0f} s "
+          f"({row.get('train_img_per_s', '?')} train img/s, {row.get('precision')}, {row.get('memory_format')}), "
           f"weights {row['weights_used']}, run {row['run_id']}")
     return 0
 
 
 def cmd_list(ns: argparse.Namespace) -> int:
-    from .train.archs import REGISTRY, count_params_1k, get_arch
-    from .train.weights import cached_file
-    names = list(REGISTRY) + [f"timm:{n}" for n in ns.timm]
+    from .train.archs import REGISTRY, get_arch
+    from .train.catalog import describe
+    specs = [get_arch(n) for n in [*REGISTRY, *(f"timm:{n}" for n in ns.timm)]]  # bad --timm names fail first
     print(f"{'name':<24}{'family':<14}{'source':<13}{'params (1k head)':>17}  pretrained")
-    for name in names:
-        spec = get_arch(name)
-        local = "none published" if spec.weights_tag is None else ("cached" if cached_file(spec) else "not cached")
-        print(f"{name:<24}{spec.family:<14}{spec.source:<13}{count_params_1k(spec):>17,}  {local}")
+    for e in describe(specs):
+        print(f"{e['name']:<24}{e['family']:<14}{e['source']:<13}{e['params_1k']:>17,}  {e['pretrained']}")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; for this module's own commands (`run`, `list`) the plugins are not imported, which keeps
+    their start-up free of pandas/scipy (`bench list` answers in about a second)."""
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("run", help="train one architecture under the two-phase protocol")
+    p = sub.add_parser("run", help="train one architecture under the two-phase protocol",
+                       description="Train one architecture under the two-phase protocol; one row appended to "
+                                   "RESULTS_DIR/runs.csv. Every setting below defaults to the `blog` profile's "
+                                   "value unless the profile (or a named dataset's profile) says otherwise.")
     add_config_args(p)
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("list", help="the architecture registry with parameter counts and local weights")
     p.add_argument("--timm", nargs="*", default=[], metavar="NAME", help="also show these timm models")
     p.set_defaults(func=cmd_list)
+    if command in OWN_COMMANDS:
+        return parser
     for mod in PLUGINS:
         try:
             plugin = importlib.import_module(mod)
@@ -96,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     quiet_libraries()
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv else None)
     ns = parser.parse_args(argv)
     try:
         return ns.func(ns)

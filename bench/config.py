@@ -51,9 +51,10 @@ class RunConfig:
     top_k: int = 5
     # --- execution
     seed: int = 42
-    num_workers: int = 0             # 0 is fastest on 2 CPU cores (FACTS.md)
+    num_workers: int | None = None   # DataLoader processes; auto (None): 0 on a CPU (fastest on 2 cores), fastai's
+                                     # defaults.cpus on CUDA (bench/train/fastpath.py)
     precision: str = "fp32"          # fp32 | bf16 | fp16 (fp16/bf16 via fastai mixed precision)
-    channels_last: bool = False
+    channels_last: str = "auto"      # auto (the memory format measured faster on this device class) | true | false
     device: str = "auto"             # auto | cpu | cuda | cuda:N
     results_dir: str = "results"
     experiment: str = ""             # sweep name, recorded in the index
@@ -79,6 +80,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "layer_groups": ("default", "custom"),
     "pretrained": ("auto", "true", "false"),
     "precision": ("fp32", "bf16", "fp16"),
+    "channels_last": ("auto", "true", "false"),
     "on_bad_image": ("skip", "fail"),
 }
 
@@ -115,6 +117,10 @@ def _coerce(name: str, value: Any) -> Any:
         if "None" in str(typ):
             return None
         raise ConfigError(f"{name}: a value is required")
+    if typ == "int | None":  # an optional count: None is "auto"
+        if isinstance(value, str) and value.strip().lower() in ("auto", "none"):
+            return None
+        typ = "int"
     try:
         if typ == "bool":
             if isinstance(value, str):
@@ -136,7 +142,7 @@ def _coerce(name: str, value: Any) -> Any:
             if v != v:  # NaN
                 raise ValueError
             return v
-        return str(value)
+        return str(value).lower() if isinstance(value, bool) else str(value)  # channels_last: True -> "true"
     except (TypeError, ValueError):
         kind = {"int": "a whole number", "float": "a number", "bool": "true or false"}.get(typ, typ)
         raise ConfigError(f"{name}: expected {kind}, got {value!r}") from None
@@ -149,6 +155,8 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise ConfigError(f"{name}: {v!r} is not one of {', '.join(allowed)}")
     for name, (lo, hi, incl) in RANGES.items():
         v = getattr(cfg, name)
+        if v is None:  # auto
+            continue
         if lo is not None and (v < lo if incl else v <= lo):
             raise ConfigError(f"{name}: {v} is out of range (must be {'>=' if incl else '>'} {lo:g})")
         if hi is not None and v > hi:

@@ -11,6 +11,7 @@ import os
 import platform
 import socket
 import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -84,14 +85,45 @@ def _header(path: Path) -> list[str] | None:
         return next(csv.reader([f.readline()]))
 
 
-# --- per-epoch log
+# --- per-epoch log and console
 EPOCH_FIELDS = ["run_id", "attempt", "phase", "epoch", "phase_epoch", "train_loss", "valid_loss", "accuracy",
-                "top_k_accuracy", "lr", "mom", "seconds"]
+                "top_k_accuracy", "lr", "mom", "seconds", "train_seconds"]
+PHASES = {1: "frozen", 2: "unfrozen"}
 
 
-def epoch_callback(path: Path, run_id: str, attempt: str):
-    """A fastai callback appending one row per epoch (built lazily so importing logs does not import fastai)."""
+def console_mode(stream=None) -> str:
+    """How training shows progress: `bar` on a terminal (a batch bar that vanishes, then one line per epoch),
+    `lines` when the stream is a file or pipe (one line per epoch, nothing redrawn), `off` when BENCH_EPOCH_LINES=0
+    (sweep workers: the sweep prints one line per finished run)."""
+    if os.environ.get("BENCH_EPOCH_LINES", "1").strip().lower() in ("0", "false", "no", "off"):
+        return "off"
+    stream = stream or sys.stderr
+    return "bar" if getattr(stream, "isatty", lambda: False)() else "lines"
+
+
+def epoch_line(row: dict, k: int | None = None, total: int | None = None) -> str:
+    """One epoch as one line, e.g. `bench: epoch 3/4 (phase 2 unfrozen 1/2): train loss 0.4120, valid loss 0.3311,
+    accuracy 0.9010, top-5 0.9921, 12.3 s (train 10.1 s)`."""
+    def num(v):
+        return "n/a" if v is None else f"{float(v):.4f}"
+    of = f"/{total}" if total else ""
+    topk = f"top-{k}" if k else "top-k"
+    return (f"bench: epoch {row['epoch']}{of} (phase {row['phase']} {PHASES.get(row['phase'], '')} "
+            f"{row['phase_epoch']}/{row.get('phase_epochs', '?')}): train loss {num(row['train_loss'])}, "
+            f"valid loss {num(row['valid_loss'])}, accuracy {num(row['accuracy'])}, {topk} "
+            f"{num(row['top_k_accuracy'])}, {row['seconds']:.1f} s (train {row['train_seconds']:.1f} s)")
+
+
+def epoch_callback(path: Path | None, run_id: str, attempt: str, k: int | None = None, total: int | None = None,
+                   console: str | None = None, stream=None):
+    """A fastai callback that appends one row per epoch to `path` and shows progress (see `console_mode`) in place
+    of fastai's ProgressCallback, which redraws its bar into log files. It also times the training batches of each
+    epoch (validation excluded) for the run's `train_img_per_s`. Built lazily so importing logs does not import
+    fastai. `k`: the top-k really used; `total`: epochs over both phases (both only label the console line)."""
     from fastai.callback.core import Callback
+    from fastai.callback.progress import ProgressCallback
+    from fastcore.basics import noop
+    mode = console or console_mode(stream)
 
     class EpochLog(Callback):
         order = 70  # after Recorder (50) has the epoch's metrics
@@ -99,9 +131,38 @@ def epoch_callback(path: Path, run_id: str, attempt: str):
 
         def __init__(self):
             self.rows: list[dict] = []
+            self.train_seconds, self.train_images = 0.0, 0
+            self._bar = None
+
+        def after_create(self):
+            self.learn.remove_cbs([cb for cb in self.learn.cbs if isinstance(cb, ProgressCallback)])
+            self.learn.logger = noop  # Recorder would print each epoch's raw list
 
         def before_epoch(self):
-            self._t0 = time.perf_counter()
+            self._t0, self._train_s = time.perf_counter(), 0.0
+
+        def before_train(self):
+            self._bar_start("train")
+            self._sync()
+            self._tt = time.perf_counter()
+
+        def after_batch(self):
+            if self.training:
+                self.train_images += len(self.learn.yb[0]) if self.learn.yb else 0
+            if self._bar is not None:
+                self._bar.update(1)
+
+        def after_train(self):
+            self._sync()  # CUDA: count the queued work of the last batches as training time
+            self._train_s = time.perf_counter() - self._tt
+            self.train_seconds += self._train_s
+            self._bar_stop()
+
+        def before_validate(self):
+            self._bar_start("valid")
+
+        def after_validate(self):
+            self._bar_stop()
 
         def after_epoch(self):
             self.run_epoch += 1
@@ -112,19 +173,57 @@ def epoch_callback(path: Path, run_id: str, attempt: str):
                        phase_epoch=self.learn.epoch + 1, train_loss=vals.get("train_loss"),
                        valid_loss=vals.get("valid_loss"), accuracy=vals.get("accuracy"),
                        top_k_accuracy=vals.get("top_k_accuracy"), lr=hyper.get("lr"), mom=hyper.get("mom"),
-                       seconds=round(time.perf_counter() - self._t0, 3))
+                       seconds=round(time.perf_counter() - self._t0, 3), train_seconds=round(self._train_s, 3))
             self.rows.append(row)
-            append_rows(path, [row], EPOCH_FIELDS)
+            if path is not None:
+                append_rows(path, [row], EPOCH_FIELDS)
+            if mode != "off":
+                print(epoch_line({**row, "phase_epochs": self.n_epoch}, k, total), file=stream or sys.stderr,
+                      flush=True)
+
+        def after_fit(self):
+            self._bar_stop()
+
+        def _sync(self):
+            import torch
+            dev = next(self.learn.model.parameters()).device
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+
+        def _bar_start(self, what: str):
+            if mode == "bar":
+                from tqdm.auto import tqdm
+                self._bar = tqdm(total=len(self.dl), desc=f"epoch {self.run_epoch + 1} {what}", leave=False,
+                                 file=stream or sys.stderr, unit="batch", dynamic_ncols=True)
+
+        def _bar_stop(self):
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
 
     return EpochLog()
 
 
 def quiet_libraries() -> None:
-    """fastai/geffnet/timm import-time deprecation chatter hides the lines users need to read."""
+    """fastai/geffnet/timm import-time deprecation chatter hides the lines users need to read; the warnings left
+    are shown as one `bench: warning: ...` line each (no file:line, no source echo), fit for logs."""
     import warnings
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=".*torch.jit.*")
+    warnings.formatwarning = format_warning
+    warnings.showwarning = show_warning
+
+
+def format_warning(message, category=None, filename=None, lineno=None, line=None) -> str:
+    return f"bench: warning: {' '.join(str(message).split())}\n"
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    try:
+        (file or sys.stderr).write(format_warning(message))
+    except (OSError, ValueError):  # a closed stream, as warnings.showwarning tolerates too
+        pass
 
 
 # --- provenance

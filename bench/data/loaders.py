@@ -14,6 +14,7 @@ def make_dls(cfg: RunConfig, root: Path, items: pd.DataFrame, device=None, presi
     both routes decode through bench.data.images, so 16-bit, alpha and CMYK files look the same either way."""
     from fastai.vision.all import (CategoryBlock, ColReader, ColSplitter, DataBlock, ImageBlock, Normalize,
                                    RandomResizedCrop, aug_transforms, imagenet_stats)
+    from ..train.fastpath import loader_kwargs
     from .presize import RGBImage, presized_files
     root = Path(root).resolve()
     use_cache = cfg.presize if presize is None else presize
@@ -27,4 +28,4 @@ def make_dls(cfg: RunConfig, root: Path, items: pd.DataFrame, device=None, presi
         item_tfms=RandomResizedCrop(cfg.item_size, min_scale=cfg.min_scale),
         batch_tfms=[*aug_transforms(size=cfg.img_size), Normalize.from_stats(*imagenet_stats)],
     )
-    return block.dataloaders(items, bs=cfg.batch_size, num_workers=cfg.num_workers, device=device)
+    return block.dataloaders(items, bs=cfg.batch_size, device=device, **loader_kwargs(cfg.num_workers, device))

@@ -40,7 +40,8 @@ def execute_one(job: dict, cwd: str | None = None) -> Outcome:
     results, run_id = job["config"]["results_dir"], job["run_id"]
     before = len(rows_for(results, run_id))
     t0 = time.monotonic()
-    env = {**os.environ, **job.get("env", {})}
+    # BENCH_EPOCH_LINES=0: no per-epoch lines from the worker; the sweep prints one line per finished run
+    env = {**os.environ, **job.get("env", {}), "BENCH_EPOCH_LINES": "0"}
     code = subprocess.run([sys.executable, "-m", "bench.sweep.worker", json.dumps(job)],
                           cwd=cwd if cwd and os.path.isdir(cwd) else None, env=env).returncode
     out: Outcome = dict(run_id=run_id, error="", row=None, seconds=round(time.monotonic() - t0, 1))
@@ -78,8 +79,11 @@ def run_ray(jobs: list[dict], report: Callable[[Outcome], None], address: str | 
     import ray
     started = not ray.is_initialized()
     if started:
+        # log_to_driver=False: each task's outcome comes back as its return value and is printed as one line;
+        # forwarding the workers' own output only added empty "(execute_one pid=...)" lines. Worker output stays in
+        # Ray's session logs (/tmp/ray/session_latest/logs), and every failure's error is in its row.
         ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
-                 log_to_driver=True, configure_logging=False)
+                 log_to_driver=False, configure_logging=False)
     try:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(execute_one)

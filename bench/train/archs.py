@@ -12,12 +12,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from difflib import get_close_matches
 from functools import partial
-from typing import Callable
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Callable
 
 from ..config import ConfigError
+
+if TYPE_CHECKING:  # torch is imported where models are built: `bench list` reads the registry without it
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ def register(spec: ArchSpec) -> ArchSpec:
 
 def _children(model: nn.Module, stop: int) -> nn.Sequential:
     """Named children up to `stop` as a plain Sequential: keeps parameter names readable (`layer1.0.conv1`)."""
+    from torch import nn
     return nn.Sequential(OrderedDict(list(model.named_children())[:stop]))
 
 
@@ -178,6 +179,7 @@ def get_arch(name: str) -> ArchSpec:
 
 def count_params_1k(spec: ArchSpec) -> int:
     """Parameter count of the library's full 1000-class model, built on the meta device (no memory, no init cost)."""
+    import torch
     with torch.device("meta"):
         model = spec.build(False)
     return sum(p.numel() for p in model.parameters())

@@ -105,7 +105,9 @@ def make_learner(cfg: RunConfig, dls, built: Built, cbs=()):
     learn = Learner(dls, built.model, opt_func=opt, metrics=[accuracy, top_k],
                     splitter=partial(param_groups, spec=built.spec, kind=cfg.layer_groups), cbs=list(cbs),
                     train_bn=True)  # as the article ran: BatchNorm keeps training while the body is frozen
-    if cfg.channels_last:
+    from .fastpath import memory_format
+    learn.memory_format = memory_format(cfg.channels_last, resolve_device(cfg.device))  # recorded in every row
+    if learn.memory_format == "channels_last":
         from fastai.callback.channelslast import ChannelsLast
         learn.add_cb(ChannelsLast())
     if cfg.precision != "fp32":

@@ -31,12 +31,13 @@ def run(cfg: RunConfig, prepared: Prepared | None = None) -> dict:
         device = resolve_device(cfg.device)
         dls = make_dls(cfg, p.dataset.root, p.items, device=device)
         built = build_model(cfg, n_classes=len(dls.vocab))
-        logger = epoch_callback(results / epoch_log, p.run_id, attempt)
+        k = effective_top_k(cfg.top_k, len(dls.vocab))
+        logger = epoch_callback(results / epoch_log, p.run_id, attempt, k=k, total=cfg.head_epochs + cfg.ft_epochs)
         learn = make_learner(cfg, dls, built, cbs=[logger])
-        row.update(top_k=effective_top_k(cfg.top_k, len(dls.vocab)), family=built.spec.family,
+        row.update(top_k=k, family=built.spec.family,
                    source=built.spec.source, weights_used=built.weights_used,
                    n_classes=len(dls.vocab), n_train=len(dls.train_ds), n_valid=len(dls.valid_ds),
-                   device=device_name(device), params_1k=count_params_1k(built.spec),
+                   device=device_name(device), memory_format=learn.memory_format, params_1k=count_params_1k(built.spec),
                    params_total=sum(q.numel() for q in learn.model.parameters()))
 
         learn.freeze()
@@ -44,9 +45,8 @@ def run(cfg: RunConfig, prepared: Prepared | None = None) -> dict:
         t0, t1, t2 = fit_two_phase(learn, cfg, logger)
         row.update(phase1_seconds=round(t1 - t0, 3), phase2_seconds=round(t2 - t1, 3),
                    total_seconds=round(t2 - t0, 3), status="ok", error="")
-        epochs = cfg.head_epochs + cfg.ft_epochs
-        if epochs:
-            row["train_img_per_s"] = round(len(dls.train_ds) * epochs / max(t2 - t0, 1e-9), 2)
+        if logger.rows:  # images really trained / seconds of training batches (validation not counted)
+            row["train_img_per_s"] = round(logger.train_images / max(logger.train_seconds, 1e-9), 2)
             row.update(final_metrics(logger.rows))
         check_finite(row)
     except BaseException as e:

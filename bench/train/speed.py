@@ -1,7 +1,8 @@
 """`bench speed`: training and inference throughput of one architecture on synthetic input, through the harness.
 
-Training runs the real fastai Learner from `make_learner` (same optimizer, callbacks, progress bar, ChannelsLast /
-MixedPrecision callbacks as `bench run`), so the figure is what a `bench run` epoch costs per image minus data loading.
+Training runs the real fastai Learner from `make_learner` (same optimizer, metrics, ChannelsLast / MixedPrecision
+callbacks and memory-format choice as `bench run`; no progress bar, as `bench run` has none but one line per epoch), so
+the figure is what a `bench run` epoch costs per image minus data loading.
 Inference is the same model in eval mode under `torch.inference_mode` (+ autocast, channels_last input). The batch is
 one fixed random tensor already on the device: data loading and augmentation are not measured here.
 
@@ -20,8 +21,8 @@ from pathlib import Path
 from ..config import ConfigError
 
 SPEED_FIELDS = [
-    "timestamp", "arch", "family", "source", "img_size", "batch_size", "precision", "channels_last", "compile",
-    "device", "threads", "train_img_s", "infer_img_s", "train_step_ms", "infer_step_ms", "params", "params_1k",
+    "timestamp", "arch", "family", "source", "img_size", "batch_size", "precision", "channels_last",
+    "memory_format", "compile", "device", "threads", "train_img_s", "infer_img_s", "train_step_ms", "infer_step_ms", "params", "params_1k",
     "gmacs", "peak_mem_mb", "mem_method", "n_classes", "warmup_steps", "steps", "warmup_s", "deterministic",
     "status", "error", "python", "torch", "torchvision", "fastai", "timm", "pytorchcv", "geffnet", "git_sha", "host",
 ]
@@ -203,7 +204,7 @@ def _count(name: str, value) -> int | None:
 
 
 def measure(arch: str, img_size: int | None = None, batch_size: int | None = None, precision: str = "fp32",
-            channels_last: bool = False, compile: bool = False, steps: int | None = None, warmup: int | None = None,
+            channels_last: str | bool = "auto", compile: bool = False, steps: int | None = None, warmup: int | None = None,
             device: str = "auto", results_dir: str | Path = "results", write: bool = True,
             macs: bool = True) -> dict:
     """Benchmark one architecture; returns the row (also appended to results/speed.csv when `write`).
@@ -224,8 +225,10 @@ def measure(arch: str, img_size: int | None = None, batch_size: int | None = Non
         raise ConfigError(f"steps must be >= 1 and warmup >= 0 (got {steps}, {warmup})")
     from .archs import get_arch
     spec = get_arch(cfg.arch)  # unknown names: ConfigError with the closest names
+    from .fastpath import memory_format
     row = dict(arch=cfg.arch, family=spec.family, source=spec.source, img_size=cfg.img_size,
-               batch_size=cfg.batch_size, precision=cfg.precision, channels_last=cfg.channels_last, compile=compile,
+               batch_size=cfg.batch_size, precision=cfg.precision, channels_last=cfg.channels_last,
+               memory_format=memory_format(cfg.channels_last, dev), compile=compile,
                device=device_name(dev), threads=torch.get_num_threads(), n_classes=N_CLASSES, warmup_steps=warmup,
                steps=steps, deterministic=True, git_sha=git_sha(), host=host(), **versions())
     try:
@@ -262,14 +265,16 @@ def _measure(cfg, spec, dev, steps: int, warmup: int, compile: bool, macs: bool 
     if compile:
         learn.create_opt()  # the splitter indexes the Sequential: build param groups before wrapping it
         learn.model = torch.compile(learn.model)
-    learn.fit(1, 1e-4)
+    with learn.no_bar(), learn.no_logging():  # no epoch bar or table: the row is the output
+        learn.fit(1, 1e-4)
     out["peak_mem_mb"], out["mem_method"] = round(mem.stop(), 1), mem.method
     train_s = clock.t1 - clock.t0
     out["warmup_s"] = round(clock.t0 - clock.t_start, 3)
     out["train_step_ms"] = round(1000 * train_s / steps, 2)
     out["train_img_s"] = round(steps * cfg.batch_size / train_s, 2)
 
-    infer_s = time_inference(learn.model, dls.train.x, cfg.precision, cfg.channels_last, steps, warmup, sync)
+    infer_s = time_inference(learn.model, dls.train.x, cfg.precision, learn.memory_format == "channels_last", steps,
+                             warmup, sync)
     out["infer_step_ms"] = round(1000 * infer_s / steps, 2)
     out["infer_img_s"] = round(steps * cfg.batch_size / infer_s, 2)
     return out
@@ -302,7 +307,7 @@ def time_inference(model, x, precision: str, channels_last: bool, steps: int, wa
 def format_row(r: dict) -> str:
     gm = f"{float(r['gmacs']):.2f} GMACs" if r.get("gmacs") not in ("", None) else "GMACs n/a"
     mem = "peak mem" if r["mem_method"] == "cuda_max_allocated" else "peak RSS +"
-    opts = [r["precision"]] + (["channels_last"] if r["channels_last"] else []) + (["compile"] if r["compile"] else [])
+    opts = [r["precision"], r["memory_format"]] + (["compile"] if r["compile"] else [])
     return (f"{r['arch']} {r['img_size']}px bs{r['batch_size']} {'/'.join(opts)} on {r['device']} "
             f"({r['threads']} threads): train {r['train_img_s']:.1f} img/s, infer {r['infer_img_s']:.1f} img/s, "
             f"{r['params'] / 1e6:.1f} M params, {gm}/img, {mem} {r['peak_mem_mb']:.0f} MB")
@@ -334,7 +339,9 @@ def add_cli(sub) -> None:
     p.add_argument("--size", default=None, help="image side in px (default 224)")
     p.add_argument("--bs", default=None, help="batch size (default 64)")
     p.add_argument("--precision", default="fp32", help="fp32 | bf16 | fp16 (autocast on the device)")
-    p.add_argument("--channels-last", action="store_true", help="model and input in channels_last memory format")
+    p.add_argument("--channels-last", nargs="?", const="true", default="auto", metavar="auto|true|false",
+                   help="model and input in channels_last memory format (bare flag: true; default auto: what "
+                        "measured faster on this device class, see docs/benchmarks.md)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (compile time is in warmup_s)")
     p.add_argument("--steps", default=None, help="timed batches (default 20 on CUDA, 5 on CPU)")
     p.add_argument("--warmup", default=None, help="untimed batches first (default 5 on CUDA, 2 on CPU)")
