@@ -22,7 +22,8 @@ from ..config import ConfigError
 
 SPEED_FIELDS = [
     "timestamp", "arch", "family", "source", "img_size", "batch_size", "precision", "channels_last",
-    "memory_format", "compile", "device", "threads", "train_img_s", "infer_img_s", "train_step_ms", "infer_step_ms", "params", "params_1k",
+    "memory_format", "compile", "device", "threads", "train_img_s", "infer_img_s", "train_step_ms", "infer_step_ms",
+    "params", "params_1k",
     "gmacs", "peak_mem_mb", "mem_method", "n_classes", "warmup_steps", "steps", "warmup_s", "deterministic",
     "status", "error", "python", "torch", "torchvision", "fastai", "timm", "pytorchcv", "geffnet", "git_sha", "host",
 ]
@@ -204,8 +205,8 @@ def _count(name: str, value) -> int | None:
 
 
 def measure(arch: str, img_size: int | None = None, batch_size: int | None = None, precision: str = "fp32",
-            channels_last: str | bool = "auto", compile: bool = False, steps: int | None = None, warmup: int | None = None,
-            device: str = "auto", results_dir: str | Path = "results", write: bool = True,
+            channels_last: str | bool = "auto", compile: bool = False, steps: int | None = None,
+            warmup: int | None = None, device: str = "auto", results_dir: str | Path = "results", write: bool = True,
             macs: bool = True) -> dict:
     """Benchmark one architecture; returns the row (also appended to results/speed.csv when `write`).
     Bad settings raise ConfigError before anything is built; a failure while measuring is recorded as a
