@@ -1,0 +1,134 @@
+"""Output fit for logs and the fast-path choices being recorded: one line per epoch when not on a terminal, warnings
+as one line, `bench list` checking names before printing, `bench run --help` describing every setting, and the
+memory format that `channels_last=auto` picked written into the row."""
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from dataclasses import fields
+
+import pytest
+import torch
+
+from bench.cli import build_parser, main
+from bench.config import RunConfig
+from bench.logs import console_mode, epoch_line, quiet_libraries, read_rows
+from bench.train.fastpath import MEASURED_FASTER, device_class, memory_format
+
+EPOCH = re.compile(r"^bench: epoch (\d)/2 \(phase (\d) (frozen|unfrozen) 1/1\): train loss \d+\.\d{4}, valid loss "
+                   r"\d+\.\d{4}, accuracy \d\.\d{4}, top-2 \d\.\d{4}, \d+\.\d s \(train \d+\.\d s\)$")
+
+
+@pytest.mark.slow
+def test_run_off_a_terminal_prints_lines_not_bars(tiny_folder, results_dir, capsys):
+    argv = ["run", "--dataset", str(tiny_folder), "--results-dir", str(results_dir), "--size", "32",
+            "--item-size", "32", "--bs", "8", "--epochs", "1", "--pct", "1", "--pretrained", "auto"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "\r" not in out + err and "\x1b" not in out + err, "no progress-bar redraws in a log"
+    lines = err.splitlines()
+    epochs = [m.groups() for m in map(EPOCH.match, lines) if m]
+    assert epochs == [("1", "1", "frozen"), ("2", "2", "unfrozen")], lines
+    # the auto fallback warns once, as one line, without Python's file:line and source echo
+    warns = [line for line in lines if line.startswith("bench: warning: ")]
+    assert len(warns) == 1 and "pretrained=auto" in warns[0] and "UserWarning" not in err
+    assert len(lines) == 4, lines  # run header, warning, two epochs: nothing else
+    (row,) = read_rows(results_dir / "runs.csv")
+    # 3 classes: top-5 is capped at 2, and the summary names the k really used
+    assert row["top_k"] == "2" and "top-2 " in out and "top-5" not in out
+    # train_img_per_s counts the training batches only: validation time is in `seconds`, not in `train_seconds`
+    epoch_rows = read_rows(results_dir / row["epoch_log"])
+    train_s = sum(float(r["train_seconds"]) for r in epoch_rows)
+    assert all(float(r["train_seconds"]) < float(r["seconds"]) for r in epoch_rows)
+    n_trained = int(row["n_train"]) * 2  # 24 training images, batch 8: no partial batch dropped, 2 epochs
+    assert float(row["train_img_per_s"]) == pytest.approx(n_trained / train_s, rel=0.02)
+    # the memory format auto chose on this machine is recorded next to the setting
+    assert row["channels_last"] == "auto"
+    assert row["memory_format"] == MEASURED_FASTER[device_class(torch.device("cpu"))]
+    assert row["precision"] == "fp32"
+
+
+def test_console_mode_follows_the_stream(monkeypatch):
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+    monkeypatch.delenv("BENCH_EPOCH_LINES", raising=False)
+    assert console_mode(Tty()) == "bar" and console_mode(io.StringIO()) == "lines"
+    monkeypatch.setenv("BENCH_EPOCH_LINES", "0")  # what sweep workers get: the sweep prints one line per run
+    assert console_mode(Tty()) == "off"
+
+
+def test_epoch_line_names_phase_and_k():
+    row = dict(epoch=3, phase=2, phase_epoch=1, phase_epochs=2, train_loss=0.5, valid_loss=None, accuracy=0.75,
+               top_k_accuracy=1.0, seconds=12.34, train_seconds=10.0)
+    assert epoch_line(row, k=3, total=4) == ("bench: epoch 3/4 (phase 2 unfrozen 1/2): train loss 0.5000, valid "
+                                             "loss n/a, accuracy 0.7500, top-3 1.0000, 12.3 s (train 10.0 s)")
+
+
+def test_warning_is_one_line_without_source(capsys):
+    with warnings.catch_warnings():
+        quiet_libraries()
+        warnings.simplefilter("always")
+        warnings.warn("first line\n   second line", UserWarning)
+    err = capsys.readouterr().err
+    assert err == "bench: warning: first line second line\n"
+
+
+def test_list_rejects_unknown_timm_name_before_the_table(capsys):
+    assert main(["list", "--timm", "resnet10t", "not_a_timm_model_xyz"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "", "nothing printed before the error"
+    assert err.startswith("bench: error: arch: 'not_a_timm_model_xyz' is not a timm model") and err.count("\n") == 1
+
+
+def test_list_counts_come_from_the_cache_and_match(capsys, monkeypatch):
+    import bench.train.archs as archs
+    assert main(["list"]) == 0
+    first = capsys.readouterr().out
+    monkeypatch.setattr(archs, "count_params_1k", lambda spec: pytest.fail("rebuilt a model on a warm cache"))
+    assert main(["list"]) == 0
+    assert capsys.readouterr().out == first
+    assert "25,557,032" in next(line for line in first.splitlines() if line.startswith("resnet50 "))
+
+
+def test_run_help_describes_every_setting():
+    run = build_parser("run")._subparsers._group_actions[0].choices["run"]
+    actions = {a.dest: a for a in run._actions}
+    for f in fields(RunConfig):
+        text = actions[f.name].help or ""
+        assert f.metadata.get("help"), f"RunConfig.{f.name} has no help metadata"
+        assert f.metadata["help"].rstrip(".") in text.replace("%%", "%"), f.name
+        assert "default " in text, f.name
+    # grouped as RunConfig is: more than one group, each field in its field's group
+    titles = {g.title for g in run._action_groups}
+    assert {f.metadata.get("group") for f in fields(RunConfig)} <= titles and len(titles) > 3
+    help_text = run.format_help()
+    assert "default 224, quick: 64" in help_text.replace("\n", " ").replace("  ", " ")
+
+
+@pytest.mark.parametrize("setting", ["true", "false", "auto"])
+def test_memory_format_really_used_is_recorded(setting):
+    """The model trains in the memory format the row says (checked on the weights inside the fit)."""
+    from fastai.callback.core import Callback
+    from bench.config import make_config
+    from bench.train.learner import build_model, make_learner
+    from bench.train.speed import N_CLASSES, synthetic_dls
+    seen = []
+
+    class Spy(Callback):
+        order = 5
+
+        def before_batch(self):
+            w = next(p for p in self.learn.model.parameters() if p.ndim == 4)
+            seen.append(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous())
+
+    cfg = make_config(arch="resnet18", img_size=32, batch_size=2, channels_last=setting, pretrained="false",
+                      device="cpu")
+    learn = make_learner(cfg, synthetic_dls(2, 32, 1, 1, torch.device("cpu")), build_model(cfg, N_CLASSES),
+                         cbs=[Spy()])
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, 1e-4)
+    expected = {"true": "channels_last", "false": "contiguous"}.get(setting) or memory_format("auto", "cpu")
+    assert learn.memory_format == expected
+    assert seen and all(s == (expected == "channels_last") for s in seen)
