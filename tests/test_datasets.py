@@ -168,6 +168,37 @@ def test_named_dataset_file(tmp_path, monkeypatch):
     assert named_defaults("plants") == {"profile": "quick", "img_size": 96}
 
 
+# --- the article's split and subsample rules
+def test_split_and_subsample_follow_the_notebook(tmp_path):
+    """An independent re-statement of the notebook: StratifiedKFold(5, shuffle=True, random_state=101) over the
+    full dataset in sorted order, fold 0 = validation; then the first int(pct * n) files of each class."""
+    from sklearn.model_selection import StratifiedKFold
+    root = make_image_folder(tmp_path / "ds", n_classes=3, per_class=41, size=8)
+    for i in range(19):  # uneven classes (41, 22, 41), where int and ceil differ: 10 vs 11, 5 vs 6
+        os.remove(root / "class_1" / f"img_{i:03d}.png")
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
+    labels = [f.split("/")[0] for f in files]
+    valid_idx = next(iter(StratifiedKFold(5, shuffle=True, random_state=101).split(files, labels)))[1]
+    valid = {files[i] for i in valid_idx}
+    cfg = tiny_config(root, tmp_path / "results")
+    split, _ = load_or_make_split(load_dataset(str(root)), cfg)
+    assert set(split.loc[split["is_valid"], "path"]) == valid and len(split) == len(files)
+    for pct in (0.25, 0.5, 1.0):
+        chosen = [f for c in sorted(set(labels)) for f in [g for g in files if g.startswith(c + "/")][
+            :int(pct * labels.count(c))]]
+        got = subsample(split, pct, 0)
+        assert list(got["path"]) == sorted(chosen)
+        assert set(got.loc[got["is_valid"], "path"]) == valid & set(chosen)
+    assert len(subsample(split, 0.25, 0)) == 10 + 5 + 10
+
+
+def test_subsample_that_empties_a_class_is_an_error(tmp_path):
+    root = make_image_folder(tmp_path / "ds", n_classes=2, per_class=6, size=8)
+    split, _ = load_or_make_split(load_dataset(str(root)), tiny_config(root, tmp_path / "results"))
+    with pytest.raises(ConfigError, match=r"pct_images: 0.1 of class 'class_0'.*6 file.*at least 0.167"):
+        subsample(split, 0.1, 0)
+
+
 # --- the pre-resized cache
 def _batch(cfg, root, items, presize):
     from bench.train.learner import seed_all

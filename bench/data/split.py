@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -86,15 +85,21 @@ def _hash(data: bytes) -> str:
 
 
 def subsample(split: pd.DataFrame, pct: float, fold: int = 0) -> pd.DataFrame:
-    """The first ceil(pct * n) files of each class in sorted order, joined onto the fixed split: the same pct gives
-    the same validation images for every architecture, and a smaller pct's images are a subset of a larger one's.
-    With a source's own split (fold -1 marks its training images) the fraction is taken on each side, so sorted
-    order (train/... before valid/...) cannot empty the validation set."""
+    """The first int(pct * n) files of each class in sorted order (the article's notebook: a floor, so 25 % of 150
+    is 37), joined onto the fixed split: the same pct gives the same validation images for every architecture, and a
+    smaller pct's images are a subset of a larger one's. With a source's own split (fold -1 marks its training
+    images) the fraction is taken on each side, so sorted order (train/... before valid/...) cannot empty the
+    validation set. A class left with no file is an error, never a silently smaller problem."""
     df = split.sort_values("path")
     if pct < 1:
         keys = ["label", "fold"] if (df["fold"] < 0).any() else ["label"]
         df = df.groupby(keys, group_keys=False, sort=False)[df.columns.tolist()].apply(
-            lambda g: g.head(math.ceil(pct * len(g))))
+            lambda g: g.head(int(pct * len(g))))
+        lost = sorted(set(split["label"]) - set(df["label"]))
+        if lost:
+            n = int((split["label"] == lost[0]).sum())
+            raise ConfigError(f"pct_images: {pct} of class {lost[0]!r}'s {n} file(s) is less than one file "
+                              f"({len(lost)} class(es) left empty); raise pct_images to at least {1 / n:.3g}")
     df = df.assign(is_valid=df["fold"] == fold).sort_values("path", ignore_index=True)
     if not df["is_valid"].any() or df["is_valid"].all():
         raise ConfigError(f"pct_images: {pct} leaves an empty train or validation set; raise pct_images")
