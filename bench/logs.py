@@ -93,10 +93,12 @@ PHASES = {1: "frozen", 2: "unfrozen"}
 
 def console_mode(stream=None) -> str:
     """How training shows progress: `bar` on a terminal (a batch bar that vanishes, then one line per epoch),
-    `lines` when the stream is a file or pipe (one line per epoch, nothing redrawn), `off` when BENCH_EPOCH_LINES=0
-    (sweep workers: the sweep prints one line per finished run)."""
-    if os.environ.get("BENCH_EPOCH_LINES", "1").strip().lower() in ("0", "false", "no", "off"):
-        return "off"
+    `lines` when the stream is a file or pipe (one line per epoch, nothing redrawn), `off` when BENCH_CONSOLE=off
+    (sweep workers: no epoch or warning lines, the sweep prints one line per finished run). BENCH_CONSOLE=lines|bar
+    forces the others."""
+    forced = os.environ.get("BENCH_CONSOLE", "").strip().lower()
+    if forced in ("off", "lines", "bar"):
+        return forced
     stream = stream or sys.stderr
     return "bar" if getattr(stream, "isatty", lambda: False)() else "lines"
 
@@ -220,6 +222,8 @@ def format_warning(message, category=None, filename=None, lineno=None, line=None
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if console_mode() == "off":  # a sweep worker: what matters (weights used, errors) is in the run's row
+        return
     try:
         (file or sys.stderr).write(format_warning(message))
     except (OSError, ValueError):  # a closed stream, as warnings.showwarning tolerates too

@@ -53,9 +53,9 @@ def test_console_mode_follows_the_stream(monkeypatch):
     class Tty(io.StringIO):
         def isatty(self):
             return True
-    monkeypatch.delenv("BENCH_EPOCH_LINES", raising=False)
+    monkeypatch.delenv("BENCH_CONSOLE", raising=False)
     assert console_mode(Tty()) == "bar" and console_mode(io.StringIO()) == "lines"
-    monkeypatch.setenv("BENCH_EPOCH_LINES", "0")  # what sweep workers get: the sweep prints one line per run
+    monkeypatch.setenv("BENCH_CONSOLE", "off")  # what sweep workers get: the sweep prints one line per run
     assert console_mode(Tty()) == "off"
 
 
@@ -132,3 +132,18 @@ def test_memory_format_really_used_is_recorded(setting):
     expected = {"true": "channels_last", "false": "contiguous"}.get(setting) or memory_format("auto", "cpu")
     assert learn.memory_format == expected
     assert seen and all(s == (expected == "channels_last") for s in seen)
+
+
+@pytest.mark.slow
+def test_sweep_log_is_one_line_per_run(tiny_folder, tmp_path, capfd):
+    """Workers print nothing (no epoch lines, no warnings): the sweep says one line per finished run, no bar."""
+    exp = tmp_path / "one.yaml"
+    exp.write_text(f"name: one\ndataset: {tiny_folder}\nprotocol: {{img_size: 32, item_size: 32, batch_size: 8, "
+                   "pct_images: 1.0, head_epochs: 1, ft_epochs: 1, pretrained: auto}\nseeds: [0]\narchs: [resnet18]\n")
+    assert main(["sweep", str(exp), "--results-dir", str(tmp_path / "results")]) == 0
+    out, err = capfd.readouterr()
+    lines = (out + err).splitlines()
+    assert "\r" not in out + err
+    assert [line.split(":")[0] for line in lines] == ["bench", "bench", "bench"], lines
+    run_lines = [line for line in lines if line.startswith("bench: ok ")]
+    assert len(run_lines) == 1 and "weights random" in run_lines[0], lines

@@ -40,8 +40,8 @@ def execute_one(job: dict, cwd: str | None = None) -> Outcome:
     results, run_id = job["config"]["results_dir"], job["run_id"]
     before = len(rows_for(results, run_id))
     t0 = time.monotonic()
-    # BENCH_EPOCH_LINES=0: no per-epoch lines from the worker; the sweep prints one line per finished run
-    env = {**os.environ, **job.get("env", {}), "BENCH_EPOCH_LINES": "0"}
+    # BENCH_CONSOLE=off: no per-epoch or warning lines from the worker; the sweep prints one line per finished run
+    env = {**os.environ, **job.get("env", {}), "BENCH_CONSOLE": "off"}
     code = subprocess.run([sys.executable, "-m", "bench.sweep.worker", json.dumps(job)],
                           cwd=cwd if cwd and os.path.isdir(cwd) else None, env=env).returncode
     out: Outcome = dict(run_id=run_id, error="", row=None, seconds=round(time.monotonic() - t0, 1))

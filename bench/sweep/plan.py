@@ -64,8 +64,9 @@ def execute(p: Plan, executor: str = "local", **executor_kw) -> dict[str, int]:
     from .executors import EXECUTORS
     labels = {j["run_id"]: label(j) for j in p.jobs}
     counts = {"ok": 0, "failed": 0, "done": 0}
+    # disable=None: no bar when stderr is a file or pipe (tqdm would redraw it into the log); the lines stay
     bar = tqdm(total=p.total, initial=p.total - len(p.jobs), desc=f"sweep {p.name}", unit="run", file=sys.stderr,
-               dynamic_ncols=True)
+               dynamic_ncols=True, disable=None)
     bar.set_postfix(failed=0)
 
     def report(out: dict) -> None:
@@ -74,7 +75,8 @@ def execute(p: Plan, executor: str = "local", **executor_kw) -> dict[str, int]:
         if out["status"] == "ok":
             acc = out["row"].get("final_accuracy")
             acc_s = f"accuracy {float(acc):.4f}" if acc not in (None, "") else "no epochs"
-            bar.write(f"bench: ok     {label}: {acc_s}, {out['seconds']:.0f} s")
+            weights = out["row"].get("weights_used") or "?"  # the workers' own warnings are not shown
+            bar.write(f"bench: ok     {label}: {acc_s}, {out['seconds']:.0f} s, weights {weights}")
         elif out["status"] == "failed":
             bar.write(f"bench: FAILED {label}: {out['error']}")
         else:
