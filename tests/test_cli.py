@@ -61,4 +61,4 @@ def test_run_from_cli(tiny_folder, results_dir, capsys):
     assert len(rows) == 1 and rows[0]["status"] == "ok"
     assert rows[0]["weights_used"] == "random"  # offline, no cache: auto falls back, visibly
     assert rows[0]["img_size"] == "32" and rows[0]["head_epochs"] == rows[0]["ft_epochs"] == "1"
-    assert rows[0]["experiment"] == "" and rows[0]["dataset"] == "tiny"
+    assert rows[0]["experiment"] == "" and rows[0]["dataset"].startswith("tiny-")

@@ -168,6 +168,20 @@ def test_named_dataset_file(tmp_path, monkeypatch):
     assert named_defaults("plants") == {"profile": "quick", "img_size": 96}
 
 
+def test_same_basename_in_two_places_gets_two_results_folders(tmp_path):
+    results = tmp_path / "results"
+    a = make_image_folder(tmp_path / "a" / "photos", n_classes=2, per_class=5, seed=1)
+    b = make_image_folder(tmp_path / "b" / "photos", n_classes=2, per_class=6, seed=2)
+    ds_a, ds_b = load_dataset(str(a), results_dir=results), load_dataset(str(b), results_dir=results)
+    assert ds_a.name != ds_b.name and ds_a.name.startswith("photos-") and ds_b.name.startswith("photos-")
+    assert load_dataset(str(tmp_path / "a" / "." / "photos")).name == ds_a.name  # the place, not the spelling
+    cfg = tiny_config(a, results)
+    split_a, _ = load_or_make_split(ds_a, cfg)
+    split_b, _ = load_or_make_split(ds_b, cfg)  # was: "files changed" against a's split file
+    assert (len(split_a), len(split_b)) == (10, 12)
+    assert {p.name for p in results.iterdir()} == {ds_a.name, ds_b.name}
+
+
 # --- the article's split and subsample rules
 def test_split_and_subsample_follow_the_notebook(tmp_path):
     """An independent re-statement of the notebook: StratifiedKFold(5, shuffle=True, random_state=101) over the
@@ -246,5 +260,6 @@ def test_run_on_a_folder_with_broken_files_trains_and_reports(tmp_path, capsys):
     assert "skipped 2 bad image file(s)" in capsys.readouterr().err
     runs = pd.read_csv(results / "runs.csv")
     assert list(runs["status"]) == ["ok"] and runs["n_train"][0] + runs["n_valid"][0] == 16
-    assert set(pd.read_csv(results / "photos" / "bad_images.csv")["path"]) == {"class_0/broken.jpg",
+    assert runs["dataset"][0].startswith("photos-")
+    assert set(pd.read_csv(results / runs["dataset"][0] / "bad_images.csv")["path"]) == {"class_0/broken.jpg",
                                                                                "class_1/empty.png"}

@@ -38,7 +38,7 @@ def test_bad_files_are_reported_and_skipped(tmp_path, capsys):
     bad = _add_bad_files(root)
     (root / "class_2" / "notes.txt").write_text("not data")
     ds = load_dataset(str(root), results_dir=tmp_path / "results")
-    report = pd.read_csv(tmp_path / "results" / "data" / "bad_images.csv")
+    report = pd.read_csv(tmp_path / "results" / ds.name / "bad_images.csv")
     reported = dict(zip(report["path"], report["problem"]))
     assert bad <= set(reported)
     assert reported["class_0/empty.png"].startswith("empty file")
@@ -47,7 +47,7 @@ def test_bad_files_are_reported_and_skipped(tmp_path, capsys):
     assert reported["class_2/notes.txt"].startswith("ignored")
     assert not bad & set(ds.items["path"]) and len(ds.items) == 18
     assert "skipped 4 bad image file(s)" in capsys.readouterr().err
-    summary = json.loads((tmp_path / "results" / "data" / "scan.json").read_text())
+    summary = json.loads((tmp_path / "results" / ds.name / "scan.json").read_text())
     assert (summary["n_bad"], summary["n_good"], summary["fingerprint"]) == (4, 18, ds.fingerprint)
 
 
@@ -129,7 +129,7 @@ def test_duplicates_land_in_one_fold(tmp_path):
         shutil.copy(root / "class_0" / "img_000.png", dst)
         copies.append(dst.relative_to(root).as_posix())
     ds = load_dataset(str(root), results_dir=tmp_path / "results")
-    dups = pd.read_csv(tmp_path / "results" / "data" / "duplicates.csv")
+    dups = pd.read_csv(tmp_path / "results" / ds.name / "duplicates.csv")
     group_paths = set(copies) | {"class_0/img_000.png"}
     assert len(dups) == 5 and dups["duplicate_of"].nunique() == 1  # each later copy points at the first one
     assert set(dups["path"]) | set(dups["duplicate_of"]) == group_paths

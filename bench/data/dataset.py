@@ -7,6 +7,7 @@ report lands next to the dataset's results.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -41,6 +42,13 @@ class Dataset:
         return "is_valid" in self.items.columns
 
 
+def located_name(base: str, path: Path) -> str:
+    """A folder or table's results name: its basename plus a short hash of where it is, so two folders both called
+    `photos` never share a results folder (and a split file); names from datasets.yaml, fastai and the embedded
+    data are unique already and keep their names."""
+    return f"{base}-{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]}"
+
+
 def resolve(spec: str, _name: str | None = None) -> tuple[str, str, Path, pd.DataFrame, list[str], pd.DataFrame]:
     """spec -> (name, source kind, root, items, class folders, ignored files); nothing is decoded yet."""
     no_ignored = pd.DataFrame(columns=["path", "problem"])
@@ -52,12 +60,12 @@ def resolve(spec: str, _name: str | None = None) -> tuple[str, str, Path, pd.Dat
         return resolve(named[spec]["source"], _name=spec)
     path = Path(spec).expanduser()
     if path.is_dir():
-        return (_name or path.resolve().name, "folder", path) + list_folder(path)
+        return (_name or located_name(path.resolve().name, path), "folder", path) + list_folder(path)
     if path.is_file():
         if path.suffix.lower() not in TABLE_EXTS:
             raise ConfigError(f"dataset: {path} is a file but not a table ({', '.join(sorted(TABLE_EXTS))}); give "
                               f"a folder of class subfolders or a CSV of path,label[,is_valid]")
-        name = _name or f"{path.resolve().parent.name}-{path.stem}"
+        name = _name or located_name(f"{path.resolve().parent.name}-{path.stem}", path)
         return name, "table", path.parent, read_table(path), [], no_ignored
     fetched = fetch_fastai(spec) if os.sep not in spec else None
     if fetched:
