@@ -34,8 +34,11 @@ def field_help(f, profiles: dict = PROFILES) -> str:
         if lo is not None or hi is not None:
             parts.append(" and ".join(([f"{'>=' if incl else '>'} {lo:g}"] if lo is not None else []) +
                                       ([f"<= {hi:g}"] if hi is not None else [])))
-    default = f"default {f.default if f.default not in (None, '') else 'none'}"
-    default += "".join(f", {name}: {prof[f.name]}" for name, prof in profiles.items() if f.name in prof)
+    def show(v):
+        return "auto" if v is None and f.name == "num_workers" else "none" if v in (None, "") else \
+            str(v).lower() if isinstance(v, bool) else v
+    default = f"default {show(f.default)}"
+    default += "".join(f", {name}: {show(prof[f.name])}" for name, prof in profiles.items() if f.name in prof)
     return ("; ".join(parts) + f" ({default})").replace("%", "%%")
 
 
@@ -86,12 +89,19 @@ def cmd_run(ns: argparse.Namespace) -> int:
         print(f"bench: run {prepared.run_id} failed: {one_line(e)} (recorded in {cfg.results_dir}/runs.csv)",
               file=sys.stderr)
         return 1
-    k = row.get("top_k") or cfg.top_k  # capped at n_classes - 1: say which k was really used
-    print(f"{row['arch']}: accuracy {float(row['final_accuracy']):.4f} (best {float(row['best_accuracy']):.4f} "
-          f"at epoch {row['best_epoch']}), top-{k} {float(row['final_top_k']):.4f}, {row['total_seconds']:.0f} s "
-          f"({row.get('train_img_per_s', '?')} train img/s, {row.get('precision')}, {row.get('memory_format')}), "
-          f"weights {row['weights_used']}, run {row['run_id']}")
+    print(summary_line(row))
     return 0
+
+
+def summary_line(row: dict) -> str:
+    """The run's result in one line; top-k names the k really used (capped at n_classes - 1), not the setting."""
+    how = (f"{float(row['total_seconds']):.0f} s, {row.get('precision')}, {row.get('memory_format')}, "
+           f"weights {row.get('weights_used')}, run {row['run_id']}")
+    if row.get("final_accuracy") in (None, ""):
+        return f"{row['arch']}: no epochs trained ({how})"
+    return (f"{row['arch']}: accuracy {float(row['final_accuracy']):.4f} (best {float(row['best_accuracy']):.4f} "
+            f"at epoch {row['best_epoch']}), top-{row['top_k']} {float(row['final_top_k']):.4f}, "
+            f"{float(row['train_img_per_s']):.1f} train img/s, {how}")
 
 
 def cmd_list(ns: argparse.Namespace) -> int:
