@@ -41,10 +41,12 @@ def _read_named(path: Path, _mtime: int) -> dict[str, dict]:
         if not isinstance(entry, dict) or "source" not in entry:
             raise ConfigError(f"{where}: needs a `source:` (folder, CSV/parquet file, fastai URLs name or "
                               f"{', '.join(EMBEDDED)})")
-        unknown = set(entry) - {"source", "size", "profile", "description"}
+        unknown = set(entry) - {"source", "size", "profile", "description", "article"}
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (allowed: source, size, "
-                              f"profile, description)")
+                              f"profile, description, article)")
+        if "article" in entry and not isinstance(entry["article"], bool):
+            raise ConfigError(f"{where}: article must be true or false, got {entry['article']!r}")
         if "profile" in entry and entry["profile"] not in PROFILES:
             raise ConfigError(f"{where}: profile {entry['profile']!r} is not one of {', '.join(PROFILES)}")
         if "size" in entry and not (isinstance(entry["size"], int) and entry["size"] >= 32):
