@@ -5,6 +5,7 @@ import os
 import shutil
 import sys
 import tarfile
+import time
 
 import numpy as np
 import pandas as pd
@@ -211,6 +212,38 @@ def test_subsample_that_empties_a_class_is_an_error(tmp_path):
     split, _ = load_or_make_split(load_dataset(str(root)), tiny_config(root, tmp_path / "results"))
     with pytest.raises(ConfigError, match=r"pct_images: 0.1 of class 'class_0'.*6 file.*at least 0.167"):
         subsample(split, 0.1, 0)
+
+
+SPLITTER = """
+import os, sys, time
+from bench.data.dataset import load_dataset
+from bench.data.split import load_or_make_split
+from conftest import tiny_config
+root, results, go = sys.argv[1], sys.argv[2], sys.argv[3]
+ds = load_dataset(root)
+while not os.path.exists(go):
+    time.sleep(0.001)
+for r in range(int(sys.argv[4])):  # every process races every other one on each fresh results folder
+    print(load_or_make_split(ds, tiny_config(root, f"{results}/{r}"))[1], flush=True)
+"""
+
+
+def test_concurrent_split_creation_agrees(tmp_path):
+    """Processes starting on a new dataset at once: one makes the split, the others read it, none sees a split
+    file without its metadata (which read as "files changed")."""
+    import subprocess
+    root = make_image_folder(tmp_path / "ds", n_classes=2, per_class=10, size=8)
+    load_dataset(str(root))  # warm the scan cache, so the processes reach the split together
+    go, rounds = tmp_path / "go", 200
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")])}
+    procs = [subprocess.Popen([sys.executable, "-c", SPLITTER, str(root), str(tmp_path / "r"), str(go), str(rounds)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(4)]
+    time.sleep(1)
+    go.touch()
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e[-500:] for _, e in outs]
+    hashes = [o.split() for o, _ in outs]
+    assert all(len(h) == rounds for h in hashes) and len({x for h in hashes for x in h}) == 1
 
 
 # --- the pre-resized cache

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from pathlib import Path
 
 import pandas as pd
 
 from ..config import ConfigError, RunConfig
-from ..logs import atomic_write
+from ..logs import atomic_write, locked
 from .dataset import Dataset
 
 
@@ -61,22 +62,26 @@ def load_or_make_split(ds: Dataset, cfg: RunConfig, results_dir: Path | None = N
                           f"choose from; use fold 0 (n_folds is ignored for it)")
     path = split_path(Path(results_dir or cfg.results_dir), ds, cfg)
     meta_path = path.with_suffix(".json")
-    if path.exists():
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        if meta.get("fingerprint") != ds.fingerprint:
-            raise ConfigError(
-                f"split: {path} was made for dataset fingerprint {meta.get('fingerprint', '?')} but {ds.root} is now "
-                f"{ds.fingerprint} (files changed). Results across the change are not comparable: move "
-                f"{path.parent} aside (or delete the split file) to start a new split")
-        data = path.read_bytes()
-        return pd.read_csv(path, keep_default_na=False, dtype={"label": str}), _hash(data)
-    df = own_split(ds.items) if ds.own_split else compute_split(ds.items, cfg.n_folds, cfg.split_seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = df.to_csv(index=False).encode()
-    atomic_write(path, data)
-    atomic_write(meta_path, json.dumps({"fingerprint": ds.fingerprint, "split_seed": cfg.split_seed,
-                                         "n_folds": cfg.n_folds, "split_hash": _hash(data),
-                                         "n_items": len(df)}, indent=1).encode())
+    # Check-and-create under one lock: a process starting on the same new dataset at the same moment must not read
+    # the split file before its metadata exists (that reads as "files changed"). The metadata is written first as
+    # well, so even a reader that takes no lock never sees the split without it.
+    with locked(path):
+        if path.exists():
+            meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+            if meta.get("fingerprint") != ds.fingerprint:
+                raise ConfigError(
+                    f"split: {path} was made for dataset fingerprint {meta.get('fingerprint', '?')} but {ds.root} is "
+                    f"now {ds.fingerprint} (files changed). Results across the change are not comparable: move "
+                    f"{path.parent} aside (or delete the split file) to start a new split")
+            data = path.read_bytes()
+            return pd.read_csv(io.BytesIO(data), keep_default_na=False, dtype={"label": str}), _hash(data)
+        df = own_split(ds.items) if ds.own_split else compute_split(ds.items, cfg.n_folds, cfg.split_seed)
+        data = df.to_csv(index=False).encode()
+        atomic_write(meta_path, json.dumps({"fingerprint": ds.fingerprint, "split_seed": cfg.split_seed,
+                                             "n_folds": cfg.n_folds, "split_hash": _hash(data),
+                                             "n_items": len(df)}, indent=1).encode())
+        atomic_write(path, data)
     return df, _hash(data)
 
 
