@@ -12,6 +12,7 @@ import platform
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,10 +65,41 @@ def append_rows(path: Path, rows: list[dict], fields: list[str]) -> None:
         data = _encode(rows, fields, header=existing is None)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, data)
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """os.write may write less than asked (a signal, a full disk, a pipe): go on until all of it is written, and
+    raise rather than return with a line cut short."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n <= 0:
+            raise OSError(f"write made no progress ({len(view)} of {len(data)} bytes left)")
+        view = view[n:]
+
+
+def check_writable(folder: str | Path) -> Path:
+    """`folder` exists (created if need be) and accepts new files, and its runs.csv, if any, can be appended to;
+    else one ConfigError line. Called before any work, so a run or a measurement never ends in a write error."""
+    from .config import ConfigError
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".bench-write-check-")
+        os.close(fd)
+        os.remove(probe)
+        for existing in folder.glob("*.csv"):
+            if not os.access(existing, os.W_OK):
+                raise PermissionError(13, "file is read-only", str(existing))
+    except OSError as e:
+        where = e.filename or folder
+        raise ConfigError(f"results_dir: cannot write to {where} ({e.strerror or type(e).__name__}); pass a "
+                          f"writable folder with --results-dir (make: RESULTS=...) or fix its permissions") from None
+    return folder
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -74,3 +74,36 @@ def test_new_columns_rewrite_header_keeping_old_rows(tmp_path):
     append_rows(path, [{"run_id": "older", "payload": "r", "n": 3}], FIELDS)
     assert read_rows(path)[-1] == {"run_id": "older", "payload": "r", "n": "3", "extra": ""}
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_short_writes_are_continued(tmp_path, monkeypatch):
+    """os.write may take only part of a buffer (signals, nearly full disks): the rest must follow, not be lost."""
+    real_write, calls = os.write, []
+
+    def short_write(fd, data):
+        calls.append(len(data))
+        return real_write(fd, bytes(data[:1000]))
+
+    monkeypatch.setattr(os, "write", short_write)
+    path = tmp_path / "runs.csv"
+    append_rows(path, [{"run_id": "a", "payload": "x" * 5000, "n": 1}], FIELDS)
+    assert len(calls) > 1
+    assert read_rows(path) == [{"run_id": "a", "payload": "x" * 5000, "n": "1"}]
+
+
+def test_a_write_that_makes_no_progress_raises(tmp_path, monkeypatch):
+    import pytest
+    monkeypatch.setattr(os, "write", lambda fd, data: 0)
+    with pytest.raises(OSError, match="no progress"):
+        append_rows(tmp_path / "runs.csv", [{"run_id": "a", "payload": "p", "n": 1}], FIELDS)
+
+
+def test_unwritable_results_folder_is_one_config_error(tmp_path):
+    import pytest
+    from bench.config import ConfigError
+    from bench.logs import check_writable
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(ConfigError, match=r"results_dir: cannot write to .*a_file.*--results-dir"):
+        check_writable(tmp_path / "a_file" / "results")
+    assert check_writable(tmp_path / "new" / "results").is_dir()
+    assert os.listdir(tmp_path / "new" / "results") == [], "the write probe is removed"
