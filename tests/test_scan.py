@@ -157,3 +157,19 @@ def test_changed_dataset_makes_the_old_split_an_error(tmp_path):
     Image.new("RGB", (24, 24), (1, 2, 3)).save(root / "class_0" / "new.png")
     with pytest.raises(ConfigError, match=r"split: .* was made for dataset fingerprint .*move .* aside"):
         load_or_make_split(load_dataset(str(root)), cfg)
+
+
+def test_random_init_warning_still_shows_after_scanning_a_new_dataset(tmp_path):
+    """The scan decodes in threads; a warnings filter changed there (catch_warnings is not thread-safe) used to stay
+    as "ignore everything" and swallow the pretrained=auto fallback warning of the run that followed."""
+    import warnings
+    from bench.train.archs import get_arch
+    from bench.train.weights import load_model
+    root = make_image_folder(tmp_path / "new", n_classes=2, per_class=300, size=64)
+    before = list(warnings.filters)
+    load_dataset(str(root))  # a new dataset: every file decoded by the worker threads
+    assert warnings.filters == before
+    with warnings.catch_warnings(record=True) as seen:  # keeps the filters as they are, records what passes them
+        _, used = load_model(get_arch("resnet18"), "auto")
+    assert used == "random"
+    assert any("pretrained=auto" in str(w.message) and "random init" in str(w.message) for w in seen)

@@ -36,12 +36,10 @@ def _inspect_one(path: Path) -> list:
     if not data:
         return [sha, "empty file (0 bytes)", "", 0, 0]
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # PIL warns on odd metadata; the decode below is what decides
-            with Image.open(io.BytesIO(data)) as im:
-                mode, (w, h) = im.mode, im.size
-                im.load()
-                to_rgb(im)
+        with Image.open(io.BytesIO(data)) as im:
+            mode, (w, h) = im.mode, im.size
+            im.load()
+            to_rgb(im)
         return [sha, "", mode, w, h]
     except UnidentifiedImageError:
         return [sha, "not an image (no decoder recognises the content)", "", 0, 0]
@@ -78,7 +76,11 @@ def inspect(root: Path, rel_paths, desc: str = "scan") -> pd.DataFrame:
     if todo:
         from tqdm.auto import tqdm
         workers = min(8, os.cpu_count() or 1)  # hashing and decoding release the GIL
-        with ThreadPoolExecutor(workers) as ex:
+        # PIL warns on odd metadata; the decode is what decides. Silenced here, in the calling thread, for as long
+        # as the workers run: catch_warnings inside the workers is not thread-safe (overlapping enters and exits
+        # left "ignore everything" installed for the rest of the process, hiding later warnings).
+        with warnings.catch_warnings(), ThreadPoolExecutor(workers) as ex:
+            warnings.simplefilter("ignore")
             results = ex.map(lambda t: t[1] + _inspect_one(root / t[0]), todo)
             for (rel, _), rec in zip(todo, tqdm(results, total=len(todo), desc=f"bench: {desc}", unit="img",
                                                 file=sys.stderr, disable=None, leave=False)):
