@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -15,7 +16,8 @@ import pytest
 from scipy import stats
 
 from bench.report import build as report
-from bench.report.plots import pareto_front
+from bench.report.plots import family_bars, pareto_front
+from bench.report.tables import ReportError, label_models, latest_attempts, load_curves, load_runs
 
 # Accuracy per seed: resnet34 is clearly best, resnet50 a consistent 2 pp behind (beyond noise),
 # seresnet50 is behind on average but swings around resnet34 (within noise).
@@ -28,19 +30,33 @@ FAMILY = {"resnet34": "resnet", "resnet50": "resnet", "seresnet50": "seresnet", 
 PARAMS = {"resnet34": 21.8e6, "resnet50": 25.6e6, "seresnet50": 28.1e6, "xresnet50": 25.5e6}
 
 
-def run_row(arch, seed, acc, *, dataset="digits", status="ok", attempt="20250101T000000000000", run_id=None, **kw):
-    rid = run_id or hashlib.sha256(f"{arch}{seed}{dataset}{kw}".encode()).hexdigest()[:12]
+CONFIG_FIELDS = ["arch", "head", "layer_groups", "pretrained", "img_size", "item_size", "batch_size", "pct_images",
+                 "seed", "split_seed", "n_folds", "fold", "head_epochs", "ft_epochs", "top_k", "precision",
+                 "channels_last", "experiment"]
+
+
+def run_row(arch, seed, acc, *, dataset="digits", status="ok", attempt="20250101T000000000000", run_id=None,
+            cfg=None, **kw):
+    """One runs.csv row as `bench run` writes it: columns plus the full config in `config_json` (`cfg` adds
+    config-only settings; keyword columns that are config fields go into both)."""
+    rid = run_id or hashlib.sha256(f"{arch}{seed}{dataset}{kw}{cfg}".encode()).hexdigest()[:12]
     row = dict(run_id=rid, attempt=attempt, timestamp="2025-01-01T00:10:00+00:00", status=status,
                error="" if status == "ok" else "RuntimeError: CUDA out of memory", experiment="quick",
                arch=arch, family=FAMILY[arch], source="torchvision" if "se" not in arch else "pytorchcv",
-               head="custom", layer_groups="default", pretrained="auto", dataset=dataset, img_size=64,
-               batch_size=64, pct_images=1.0, seed=seed, split_seed=0, n_folds=1, fold=0, head_epochs=1,
-               ft_epochs=2, top_k=5, params_1k=PARAMS[arch],
+               head="fastai", layer_groups="default", pretrained="auto", weights_used="random", dataset=dataset,
+               dataset_fingerprint=f"fp-{dataset}", split_hash=f"sh-{dataset}", img_size=64, item_size=72,
+               batch_size=64, pct_images=1.0, seed=seed, split_seed=101, n_folds=5, fold=0, head_epochs=1,
+               ft_epochs=2, top_k=5, precision="fp32", channels_last="auto", memory_format="contiguous",
+               device="cpu", params_1k=PARAMS[arch],
                final_accuracy=acc if status == "ok" else "", best_accuracy=acc if status == "ok" else "",
                best_epoch=3 if status == "ok" else "", final_top_k=min(1.0, acc + 0.05) if status == "ok" else "",
                phase1_seconds=10, phase2_seconds=40, total_seconds=50 + seed,
                epoch_log=f"{dataset}/epochs/{rid}.csv")
     row.update(kw)
+    config = {k: row[k] for k in CONFIG_FIELDS}
+    config.update(dataset=dataset, device="auto", num_workers=0, results_dir="results", on_bad_image="skip",
+                  min_scale=0.7, presize=True, weights=None, **(cfg or {}))
+    row["config_json"] = json.dumps(config, sort_keys=True)
     return row
 
 
@@ -76,7 +92,9 @@ def make_results(base: Path) -> Path:
     # A failure later retried successfully (not listed), and an arch that only ever failed (listed).
     rows.append(run_row("resnet50", 0, 0, status="failed", attempt="20240601T000000000000"))
     rows.append(run_row("xresnet50", 0, 0, status="failed"))
-    # A second dataset with a single run, and an article arch with two layer_groups settings.
+    # A run the user stopped: neither a result nor a failure.
+    rows.append(run_row("xresnet50", 1, 0, status="interrupted"))
+    # A second dataset with a single run.
     rows.append(run_row("seresnet50", 0, 0.5, dataset="pets", layer_groups="custom"))
     write_csv(res / "runs.csv", rows)
     for r in rows:
@@ -112,27 +130,27 @@ def test_aggregates_mean_std_n_and_keeps_latest_attempt(full):
     assert list(s.index) == ["resnet34", "seresnet50", "resnet50", "xresnet50"]  # by mean accuracy, failed last
 
 
-def test_failed_runs_are_listed_not_dropped(full):
+def test_failed_runs_are_listed_not_dropped_and_interrupted_are_not_failures(full):
     _, result = full
     s = digits(result)
     assert s.loc["xresnet50", "status"] == "failed"
-    assert s.loc["xresnet50", "n"] == 0
+    assert s.loc["xresnet50", "n"] == 0 and s.loc["xresnet50", "n_failed"] == 1  # the interrupted run is not one
     assert "out of memory" in s.loc["xresnet50", "error"]
     assert s.loc["resnet50", "status"] == "ok"  # its failure was retried successfully
-    assert list(result.failed.arch) == ["xresnet50"]
+    assert list(result.failed.arch) == ["xresnet50"] and list(result.failed.status) == ["failed"]
     assert any("retry" in n for n in result.notes)
+    assert any("1 interrupted run" in n for n in result.notes)
     md = (result.html.parent / "report" / "summary.md").read_text()
     assert re.search(r"\| xresnet50 \|.*\| failed: RuntimeError", md)
 
 
-def test_published_column_matches_arch_and_layer_groups(full):
-    _, result = full
-    s = result.summary.set_index(["dataset", "model"])
-    assert s.loc[("digits", "resnet34"), "published_acc"] == pytest.approx(0.597)  # 224 px row, not the 448 px one
-    assert s.loc[("digits", "seresnet50"), "published_acc"] == pytest.approx(0.624)  # default layer groups
-    assert s.loc[("pets", "seresnet50"), "published_acc"] == pytest.approx(0.635)  # custom layer groups
-    assert s.loc[("digits", "xresnet50"), "published_acc"] == pytest.approx(0.347)  # failed rows still show it
-    assert np.isnan(s.loc[("digits", "seresnet50"), "published_top_k"])  # the article gave none
+def test_interrupted_only_model_is_not_a_failed_model(tmp_path):
+    res = tmp_path / "r"
+    write_csv(res / "runs.csv", [run_row("resnet34", s, 0.8 + 0.01 * s) for s in range(3)]
+              + [run_row("resnet50", 0, 0, status="interrupted"), run_row("resnet34", 3, 0, status="interrupted")])
+    result = report.build_report(res)
+    assert list(result.summary.model) == ["resnet34"] and result.summary.n.iloc[0] == 3
+    assert result.failed.empty and "0 failed" in result.html.read_text()
 
 
 def test_paired_intervals_and_noise_marks(full):
@@ -145,7 +163,7 @@ def test_paired_intervals_and_noise_marks(full):
     assert (row["diff"], row.ci_lo, row.ci_hi) == pytest.approx((diff.mean(), diff.mean() - half, diff.mean() + half))
     assert not row.within_noise
     assert c.loc[("resnet34", "seresnet50")].within_noise
-    assert len(result.comparisons) == 3  # every pair of models with >=2 seeds; single-run dataset has none
+    assert len(result.comparisons) == 3  # every pair of models with a common seed; single-run dataset has none
     s = digits(result)
     assert s.loc["resnet34", "noise"] == "best"
     assert s.loc["resnet50", "noise"] == "beyond noise"
@@ -153,18 +171,49 @@ def test_paired_intervals_and_noise_marks(full):
     assert s.loc["xresnet50", "noise"] == ""
 
 
+def test_two_seeds_give_no_interval_but_say_what_is_needed(tmp_path):
+    res = tmp_path / "r"
+    # The issue's case: 2 seeds gave a t interval of -130 to +188 pp. No interval, no P(best), a plain request.
+    write_csv(res / "runs.csv", [run_row("resnet34", 0, 0.60), run_row("resnet34", 1, 0.95),
+                                 run_row("resnet50", 0, 0.50), run_row("resnet50", 1, 0.40)])
+    result = report.build_report(res)
+    c = result.comparisons.iloc[0]
+    assert c.n_pairs == 2 and c["diff"] == pytest.approx(0.325) and np.isnan(c.ci_lo) and np.isnan(c.ci_hi)
+    s = digits(result)
+    assert s.loc["resnet50", "noise"] == "needs ≥3 seeds (paired: 2)"
+    assert np.isnan(s.loc["resnet50", "gap_lo"]) and s.loc["resnet50", "gap"] == pytest.approx(0.325)
+    assert s.p_best.isna().all()
+    d = result.decisions["digits"]
+    assert d.pick is None and "too few paired seeds" in d.sentence and "≥3 seeds" in d.sentence
+    page = result.html.read_text()
+    assert "-130" not in page and "needs ≥3 seeds" in page and "Leader (not yet tested)" in page
+
+
+def test_best_epoch_is_an_epoch(tmp_path):
+    res = tmp_path / "r"
+    write_csv(res / "runs.csv", [run_row("resnet34", s, 0.8, best_epoch=e) for s, e in enumerate([3, 4])])
+    result = report.build_report(res)
+    r = result.summary.iloc[0]
+    assert (r.best_epoch, r.best_epoch_min, r.best_epoch_max) == (3, 3, 4)  # not the mean 3.5
+    assert "| 3 (3–4) |" in (res / "report" / "summary.md").read_text()
+
+
 def test_writes_tables_plots_and_self_contained_html(full):
     res, result = full
     art = res / "report"
-    for name in ["summary.csv", "summary.md", "comparisons.csv", "failed.csv",
+    for name in ["summary.csv", "summary.md", "comparisons.csv", "failed.csv", "stale.csv",
                  "digits_accuracy_vs_time.png", "digits_family_bars.png", "digits_learning_curves.png",
-                 "digits_accuracy_vs_params.png", "pets_accuracy_vs_time.png"]:
+                 "digits_accuracy_vs_params.png", "pets_learning_curves.png"]:
         assert (art / name).stat().st_size > 0, name
+    # One model on pets: no scatter or bar plot of a single point
+    assert not any((art / f"pets_{k}.png").exists() for k in ["accuracy_vs_time", "family_bars", "accuracy_vs_params"])
     assert result.html == res / "report.html"
     page = result.html.read_text()
-    assert page.count("data:image/png;base64,") == 8  # 4 per dataset
+    assert page.count("data:image/png;base64,") == 5  # 4 for digits, the learning curve for pets
     assert not re.search(r"(src|href)=\"(https?:)?//", page)  # nothing to fetch
-    assert "Best: resnet34" in page and "beyond noise" in page
+    assert "Use resnet34" in page and "beyond noise" in page
+    assert "make speed ARCH=resnet50 SIZE=64" in page  # the hint where GMACs are missing
+    assert "make speed ARCH=resnet34" not in page  # measured
     md = (art / "summary.md").read_text()
     table = [l for l in md.splitlines() if l.startswith("|")]
     assert len(table) == 2 + 4 + 2 + 1  # digits: header, rule, 4 models; pets: header, rule, 1 model
@@ -173,10 +222,21 @@ def test_writes_tables_plots_and_self_contained_html(full):
     assert set(back.model) == {"resnet34", "resnet50", "seresnet50", "xresnet50"}
 
 
+def test_family_bars_start_at_zero_and_keep_the_legend_off_the_bars(full):
+    res, _ = full
+    ok = latest_attempts(label_models(load_runs(res)))[0]
+    fig = family_bars(ok[ok.dataset == "digits"])
+    ax = fig.axes[0]
+    assert ax.get_ylim()[0] == 0
+    legend = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
+    assert legend.x0 >= ax.get_window_extent().x1  # beside the axes
+    assert family_bars(ok[ok.dataset == "pets"]) is None  # one bar compares nothing
+
+
 def test_learning_curves_use_only_the_kept_attempt(full):
     res, _ = full
-    ok, _, _ = report.latest_attempts(report.load_runs(res))
-    curves = report.load_curves(res, ok)
+    ok = latest_attempts(label_models(load_runs(res)))[0]
+    curves = load_curves(res, ok)
     r34 = curves[(curves.model == "resnet34") & (curves.dataset == "digits")]
     assert len(r34) == 9  # 3 seeds × 3 epochs, the 2024 attempt's rows are excluded
     assert r34.accuracy.min() > 0.5
@@ -213,7 +273,7 @@ def test_numeric_looking_run_ids_stay_ids(tmp_path):
     write_csv(res / "runs.csv", [run_row("resnet34", 0, 0.5, run_id="1e5000000000", attempt="1"),
                                  run_row("resnet34", 0, 0.7, run_id="1e5000000000", attempt="2"),
                                  run_row("resnet34", 1, 0.6, run_id="000000000001")])
-    ok, _, _ = report.latest_attempts(report.load_runs(res))
+    ok = latest_attempts(label_models(load_runs(res)))[0]
     assert sorted(ok.run_id) == ["000000000001", "1e5000000000"]
     assert ok.set_index("run_id").final_accuracy["1e5000000000"] == 0.7
 
@@ -248,7 +308,7 @@ def test_single_run(tmp_path):
     write_epochs(res, row, 0.9)
     result = report.build_report(res, out_dir=tmp_path / "out")
     assert len(result.summary) == 1 and result.comparisons.empty
-    assert "No other model" in report.headline(result.summary)
+    assert result.decisions["digits"].sentence.startswith("Only resnet34 has finished runs (90.0 %, n=1)")
     assert (tmp_path / "out" / "report.html").exists()
 
 
@@ -256,7 +316,7 @@ def test_filters(full):
     res, _ = full
     result = report.build_report(res, out_dir=res.parent / "filtered", family="resnet", dataset="digits")
     assert set(result.summary.model) == {"resnet34", "resnet50"}
-    with pytest.raises(report.ReportError, match=r"dataset='cifar'.*available: digits, pets"):
+    with pytest.raises(ReportError, match=r"dataset='cifar'.*available: digits, pets"):
         report.build_report(res, out_dir=res.parent / "filtered", dataset="cifar")
 
 
@@ -279,9 +339,9 @@ def test_cli_exit_codes_and_messages(tmp_path, capsys, setup, message):
     code = _cli(["report", "--results-dir", str(res)])
     out, err = capsys.readouterr()
     if message is None:
-        assert code == 0 and "Best: resnet34" in out and "report.html" in out
+        assert code == 0 and "[digits] Only resnet34" in out and "report.html" in out
     else:
-        assert code == 2
+        assert code == 2 and err.startswith("bench: error: ") and not (tmp_path / "results" / "report").exists()
         assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
@@ -294,7 +354,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 # Appended to a copy of the report: sorts by accuracy, then records what the browser really decoded.
 PROBE = """<script>
-document.querySelectorAll('table.sortable th')[5].click();  // accuracy, ascending
+document.querySelectorAll('table.sortable th')[2].click();  // accuracy, ascending
 document.body.dataset.firstModel = document.querySelector('table.sortable tbody tr').cells[0].textContent;
 document.body.dataset.decoded = [...document.images].filter(i => i.complete && i.naturalWidth > 0).length;
 </script>"""
@@ -310,7 +370,7 @@ def test_renders_in_headless_chromium(full, tmp_path):
              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
     dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
     assert dom.count("<table class=\"sortable\">") == 2
-    assert re.search(r'data-decoded="8"', dom), "not every inlined image decoded"
+    assert re.search(r'data-decoded="5"', dom), "not every inlined image decoded"
     assert 'data-first-model="resnet50"' in dom  # lowest mean accuracy first; the failed row (blank) goes last
     shot = tmp_path / "shot.png"
     subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1400,1800", result.html.as_uri()],

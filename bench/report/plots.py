@@ -31,7 +31,7 @@ def accuracy_vs_time(summary: pd.DataFrame):
     """The article's closing figure: accuracy against training time, colour = family, size = parameters."""
     d = summary.dropna(subset=["acc_mean", "total_s"]).assign(acc=lambda t: 100 * t.acc_mean,
                                                                 **{"params (M)": lambda t: t.params_m.round(1)})
-    if d.empty:
+    if len(d) < 2:  # one point compares nothing
         return None
     fig, ax = plt.subplots(figsize=(8, 5.5))
     ax.errorbar(d.total_s, d.acc, yerr=100 * d.acc_std.fillna(0), fmt="none", ecolor="0.6", zorder=1)
@@ -50,7 +50,7 @@ def accuracy_vs_time(summary: pd.DataFrame):
 def family_bars(runs: pd.DataFrame):
     """Bars per model grouped and coloured by family; error bars are the sd over seeds/folds."""
     d = runs.dropna(subset=["final_accuracy"]).assign(acc=lambda t: 100 * t.final_accuracy)
-    if d.empty:
+    if d.model.nunique() < 2:
         return None
     means = d.groupby("model").acc.mean()
     order = (d.drop_duplicates("model").assign(m=lambda t: t.model.map(means))
@@ -59,8 +59,9 @@ def family_bars(runs: pd.DataFrame):
     sns.barplot(data=d, x="model", y="acc", hue="family", order=order, palette=_family_palette(d.family),
                 errorbar="sd", capsize=0.2, dodge=False, ax=ax)
     ax.set(xlabel="", ylabel="accuracy (%)", title="Accuracy by family (mean ± sd over seeds/folds)")
-    lo = max(0.0, d.acc.min() - 5)
-    ax.set_ylim(lo, min(100.0, d.acc.max() + 3))
+    ax.set_ylim(0, 100)  # bars start at zero: a bar's length is its accuracy
+    if ax.get_legend() is not None:  # beside the axes, never over a bar
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), fontsize=8, title="family")
     ax.tick_params(axis="x", rotation=60)
     plt.setp(ax.get_xticklabels(), ha="right")
     fig.tight_layout()
@@ -70,7 +71,7 @@ def family_bars(runs: pd.DataFrame):
 def learning_curves(curves: pd.DataFrame):
     """Validation accuracy per epoch across both phases; the shaded span is phase 1 (frozen body)."""
     d = curves.dropna(subset=["accuracy", "epoch"])
-    if d.empty:
+    if d.empty or d.epoch.nunique() < 2:  # a curve needs two epochs
         return None
     models = list(dict.fromkeys(d.model))[:MAX_CURVE_PANELS]
     d = d[d.model.isin(models)].assign(acc=lambda t: 100 * t.accuracy)
@@ -99,7 +100,7 @@ def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
 
 def accuracy_vs_params(summary: pd.DataFrame):
     d = summary.dropna(subset=["acc_mean", "params_m"]).assign(acc=lambda t: 100 * t.acc_mean)
-    if d.empty:
+    if len(d) < 2:
         return None
     fig, ax = plt.subplots(figsize=(8, 5.5))
     sns.scatterplot(data=d, x="params_m", y="acc", hue="family", palette=_family_palette(d.family), s=70, ax=ax)

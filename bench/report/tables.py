@@ -1,23 +1,24 @@
-"""results/ CSVs -> one frame of runs, the latest attempt of each, epoch curves, and the per-model summary table
-(with the article's published figures and `bench speed`'s GMACs beside it)."""
+"""results/ CSVs -> one frame of runs (identity, variant label, stale mark), the latest attempt of each, epoch curves,
+and the per-model summary table (with `bench speed`'s GMACs beside it)."""
 from __future__ import annotations
 
 import io
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .identity import fill_from_finished, from_keys, identities, identity_keys, mark_stale, variant_labels
+from .stats import MIN_PAIRS
+
 NUMERIC = ["img_size", "batch_size", "pct_images", "head_epochs", "ft_epochs", "top_k", "params_total", "params_1k",
            "final_accuracy", "best_accuracy", "best_epoch", "final_top_k", "final_valid_loss",
            "phase1_seconds", "phase2_seconds", "total_seconds"]
 TEXT = ["run_id", "attempt", "timestamp", "status", "error", "experiment", "arch", "family", "source", "head",
-        "layer_groups", "pretrained", "dataset", "seed", "split_seed", "fold", "n_folds", "epoch_log"]
-# Configuration that changes what is measured: runs differing here are never pooled into one mean.
-VARIANT = ["head", "layer_groups", "pretrained", "weights_used", "img_size", "item_size", "batch_size", "pct_images",
-           "head_epochs", "head_lr", "ft_epochs", "ft_lr_min", "ft_lr_max", "wd", "precision", "channels_last",
-           "n_folds"]
+        "layer_groups", "pretrained", "weights_used", "dataset", "dataset_fingerprint", "split_hash", "seed",
+        "split_seed", "fold", "n_folds", "epoch_log", "config_json"]
+# Statuses that are not a model's failure: a run stopped by the user (Ctrl-C, a killed sweep) that resume re-runs.
+NOT_FAILED = {"ok", "interrupted"}
 
 
 class ReportError(Exception):
@@ -51,26 +52,15 @@ def _note(notes: list[str] | None, text: str) -> None:
         notes.append(text)
 
 
-def variant_labels(runs: pd.DataFrame) -> pd.Series:
-    """`arch`, plus the settings that differ between runs of that arch on that dataset (so common cases stay short)."""
-    keys = runs.reindex(columns=VARIANT).astype("string").fillna("")
-    labels = runs.arch.astype(str).copy()
-    for _, idx in runs.groupby(["dataset", "arch"], dropna=False).groups.items():
-        varying = [c for c in VARIANT if keys.loc[idx, c].nunique() > 1]
-        if varying:
-            extra = keys.loc[idx, varying].apply(lambda r: ", ".join(f"{c}={v}" for c, v in r.items()), axis=1)
-            labels[idx] = labels[idx] + " [" + extra + "]"
-    return labels
-
-
 def load_runs(results_dir: Path, notes: list[str] | None = None) -> pd.DataFrame:
+    """Every row of runs.csv with `identity` (the full comparable configuration, JSON) and `stale` (why the row is
+    from a superseded dataset version or split, '' if current)."""
     if not results_dir.is_dir():
         raise ReportError(f"results directory {results_dir} does not exist")
     runs = read_csv(results_dir / "runs.csv", notes)
     if runs.empty:
         raise ReportError(f"no runs in {results_dir / 'runs.csv'} (missing or empty): run `bench run` or a sweep first")
     runs = runs.reindex(columns=list(dict.fromkeys([*TEXT, *NUMERIC, *runs.columns])))
-    runs["model"] = variant_labels(runs)
     for c in NUMERIC:
         runs[c] = pd.to_numeric(runs[c], errors="coerce")
     # Rows from before `status` existed: a row with an accuracy finished.
@@ -83,6 +73,21 @@ def load_runs(results_dir: Path, notes: list[str] | None = None) -> pd.DataFrame
     # Phase-2 seconds per epoch is what the article quotes (stage2_epoch_time); phase 1 only when there is no phase 2.
     runs["epoch_s"] = np.where(runs.ft_epochs > 0, runs.phase2_seconds / runs.ft_epochs,
                                runs.total_seconds / runs.head_epochs.where(runs.head_epochs > 0))
+    runs["stale"] = mark_stale(runs)
+    runs["identity"] = identity_keys(fill_from_finished(identities(runs), runs))
+    return runs
+
+
+def label_models(runs: pd.DataFrame) -> pd.DataFrame:
+    """`model`: the arch plus the settings that tell its variants apart (see `identity`). Labels are made within the
+    rows being reported (after filters), separately for current, stale and interrupted rows, so a variant that is
+    not on the page does not lengthen the labels that are."""
+    runs = runs.assign(model="")
+    groups = [runs.stale != "", (runs.stale == "") & (runs.status == "interrupted"),
+              (runs.stale == "") & (runs.status != "interrupted")]
+    for mask in groups:
+        if mask.any():
+            runs.loc[mask, "model"] = variant_labels(runs[mask], from_keys(runs.identity[mask]))
     return runs
 
 
@@ -98,13 +103,15 @@ def filter_runs(runs: pd.DataFrame, **wanted: str | None) -> pd.DataFrame:
     return runs
 
 
-def latest_attempts(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """Latest ok attempt per run id; failures only for run ids that never succeeded; count of retried failures."""
+def latest_attempts(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, int, int]:
+    """(latest ok attempt per run id; failures of run ids that never succeeded; retried failures; interrupted runs
+    never finished). Interrupted runs are neither results nor failures: the user stopped them."""
     runs = runs.sort_values(["attempt", "timestamp"], na_position="first", kind="stable")
     ok = runs[runs.status == "ok"].drop_duplicates("run_id", keep="last")
-    bad = runs[runs.status != "ok"]
+    bad = runs[~runs.status.isin(NOT_FAILED)]
     retried = bad.run_id.isin(ok.run_id)
-    return ok, bad[~retried].drop_duplicates("run_id", keep="last"), int(retried.sum())
+    stopped = runs[(runs.status == "interrupted") & ~runs.run_id.isin(ok.run_id)].run_id.nunique()
+    return ok, bad[~retried].drop_duplicates("run_id", keep="last"), int(retried.sum()), int(stopped)
 
 
 def load_curves(results_dir: Path, ok: pd.DataFrame) -> pd.DataFrame:
@@ -127,30 +134,6 @@ def load_curves(results_dir: Path, ok: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
 
-def load_reference() -> pd.DataFrame:
-    try:
-        ref = resources.files("bench.report").joinpath("reference/blog_results.csv")
-        with ref.open() as f:
-            return pd.read_csv(f)
-    except (NotADirectoryError, FileNotFoundError):  # namespace-package edge cases of editable installs
-        return pd.read_csv(Path(__file__).with_name("reference") / "blog_results.csv")
-
-
-def published(row, ref: pd.DataFrame) -> tuple[float, float]:
-    """The article's accuracy/top-k for this arch; layer_groups and img_size narrow it only where the article has
-    both."""
-    cand = ref[ref.arch == row.arch]
-    for col in ("layer_groups", "img_size"):
-        if cand[col].nunique() > 1:
-            same = cand[cand[col].astype(str) == str(row[col]).removesuffix(".0")]
-            if same.empty and col == "img_size":  # fall back to the article's default protocol, its smallest size
-                same = cand[cand.img_size == cand.img_size.min()]
-            cand = same
-    if len(cand) != 1:
-        return np.nan, np.nan
-    return float(cand.accuracy.iloc[0]), float(cand.top_k_accuracy.iloc[0])
-
-
 def gmacs_lookup(speed: pd.DataFrame) -> dict:
     """(arch, img_size) → median GMACs of successful `bench speed` rows; other sizes do not describe the run."""
     if not {"arch", "gmacs"} <= set(speed.columns):
@@ -161,13 +144,23 @@ def gmacs_lookup(speed: pd.DataFrame) -> dict:
     return num.dropna(subset=["gmacs"]).groupby(["arch", "img_size"]).gmacs.median().to_dict()
 
 
+def _lower_median(x: pd.Series) -> float:
+    """A best epoch that is an epoch: the lower median of the runs' best epochs, never a 2.5."""
+    x = x.dropna().sort_values()
+    return float(x.iloc[(len(x) - 1) // 2]) if len(x) else np.nan
+
+
 def summarise(ok: pd.DataFrame, failed: pd.DataFrame, comps: pd.DataFrame, speed: pd.DataFrame,
-              ref: pd.DataFrame) -> pd.DataFrame:
-    first = {c: (c, "first") for c in ["arch", "family", "source", "layer_groups", "img_size", "params_m", "top_k"]}
+              pbest: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, model): mean ± sd over seeds/folds, n, time, size, GMACs, best epoch, P(best), the gap
+    to the best with its noise mark, failures; ranked by mean accuracy, failed-only models last."""
+    first = {c: (c, "first") for c in ["arch", "family", "source", "head", "layer_groups", "img_size", "batch_size",
+                                       "params_m", "top_k"]}
     s = ok.groupby(["dataset", "model"], sort=False).agg(
         **first, n=("final_accuracy", "count"), acc_mean=("final_accuracy", "mean"), acc_std=("final_accuracy", "std"),
         topk_mean=("final_top_k", "mean"), topk_std=("final_top_k", "std"),
-        total_s=("total_seconds", "mean"), epoch_s=("epoch_s", "mean"), best_epoch=("best_epoch", "median"))
+        total_s=("total_seconds", "mean"), epoch_s=("epoch_s", "mean"), best_epoch=("best_epoch", _lower_median),
+        best_epoch_min=("best_epoch", "min"), best_epoch_max=("best_epoch", "max"))
     f = failed.groupby(["dataset", "model"], sort=False).agg(
         **{k: v for k, v in first.items() if k != "top_k"}, n_failed=("run_id", "size"), error=("error", "last"))
     s = s.combine_first(f).reset_index() if len(f) else s.reset_index().assign(n_failed=0, error=np.nan)
@@ -176,12 +169,14 @@ def summarise(ok: pd.DataFrame, failed: pd.DataFrame, comps: pd.DataFrame, speed
     s["status"] = np.where(s.n == 0, "failed", np.where(s.n_failed > 0, s.n_failed.astype(str) + " failed", "ok"))
     gm = gmacs_lookup(speed)
     s["gmacs"] = [gm.get((a, i), np.nan) for a, i in zip(s.arch, s.img_size)]
-    s[["published_acc", "published_top_k"]] = [published(r, ref) for _, r in s.iterrows()] or np.empty((0, 2))
+    s = s.merge(pbest, on=["dataset", "model"], how="left") if len(pbest) else s.assign(p_best=np.nan, p_best_n=0)
     s = s.sort_values(["dataset", "acc_mean"], ascending=[True, False], na_position="last", kind="stable")
     return pd.concat([_versus_best(d, comps) for _, d in s.groupby("dataset", sort=False)], ignore_index=True)
 
 
 def _versus_best(s: pd.DataFrame, comps: pd.DataFrame) -> pd.DataFrame:
+    """Gap to the best model with its 95 % interval, and a noise mark: best / within noise / beyond noise, or how
+    many paired seeds are missing to tell."""
     s = s.copy()
     s["gap"] = s["gap_lo"] = s["gap_hi"] = s["gap_n"] = np.nan
     s["noise"] = ""
@@ -190,12 +185,15 @@ def _versus_best(s: pd.DataFrame, comps: pd.DataFrame) -> pd.DataFrame:
         s.loc[s.index[0], "noise"] = "best"
         c = comps[(comps.dataset == s.dataset.iloc[0]) & (comps.a == best)].set_index("b")
         for i, m in zip(s.index[1:], s.model.iloc[1:]):
-            if m in c.index:
+            if pd.isna(s.loc[i, "acc_mean"]):
+                continue
+            n = int(c.loc[m, "n_pairs"]) if m in c.index else 0
+            if n >= MIN_PAIRS:
                 gap = c.loc[m, ["diff", "ci_lo", "ci_hi", "n_pairs"]].to_numpy(float)
                 s.loc[i, ["gap", "gap_lo", "gap_hi", "gap_n"]] = gap
                 s.loc[i, "noise"] = "within noise" if c.loc[m, "within_noise"] else "beyond noise"
-            elif pd.notna(s.loc[i, "acc_mean"]):
-                s.loc[i, "noise"] = "untested (<2 paired)"
+            else:
+                s.loc[i, "gap"] = s.loc[s.index[0], "acc_mean"] - s.loc[i, "acc_mean"]
+                s.loc[i, "gap_n"] = n
+                s.loc[i, "noise"] = f"needs ≥{MIN_PAIRS} seeds (paired: {n})"
     return s
-
-

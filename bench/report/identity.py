@@ -1,0 +1,138 @@
+"""What makes two runs comparable: an identity per row from its full config (`config_json`) plus what the run
+really used, readable variant labels, and stale rows from a superseded dataset version or split.
+
+Only runs with the same identity are averaged; the identity is built from the whole config, minus a short list of
+fields that cannot change the numbers, so a setting added to `RunConfig` later is covered without touching this.
+"""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+# Config fields that do not change what a run computes: replicate indices (seed, fold: the report averages over
+# them), where and how it writes, and labels. `dataset` is the name or path the user typed: the content is
+# identified by `dataset_fingerprint`.
+NOT_IDENTITY = {"seed", "fold", "results_dir", "experiment", "num_workers", "on_bad_image", "dataset"}
+
+# A requested setting is replaced by what the run recorded as really used, when the row has it: `pretrained=auto`
+# that fell back to random init is not the pretrained run, and `channels_last=auto` is whatever format was chosen.
+REALISED = {"weights_used": ("pretrained", "weights"), "memory_format": ("channels_last",),
+            "device_type": ("device",), "precision": ("precision",)}
+
+# Rows from files older than `config_json`: the settings that existed as columns then.
+LEGACY = ["arch", "head", "layer_groups", "pretrained", "img_size", "item_size", "batch_size", "pct_images",
+          "head_epochs", "head_lr", "ft_epochs", "ft_lr_min", "ft_lr_max", "wd", "precision", "channels_last",
+          "split_seed", "n_folds"]
+DATA = ["dataset_fingerprint", "split_hash"]
+
+
+def _text(v) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _memory_format(row) -> str:
+    mf = _text(row.get("memory_format"))
+    if mf:
+        return mf
+    cl = _text(row.get("channels_last")).lower()
+    return {"true": "channels_last", "false": "contiguous"}.get(cl, "")
+
+
+def row_identity(row) -> dict[str, str]:
+    """Every setting that changes the numbers, as text ('' = not recorded)."""
+    try:
+        cfg = json.loads(row.get("config_json") or "")
+    except (TypeError, ValueError):
+        cfg = None
+    if not isinstance(cfg, dict):
+        cfg = {c: row.get(c) for c in LEGACY}
+    ident = {k: _text(v) for k, v in cfg.items() if k not in NOT_IDENTITY}
+    device = _text(row.get("device"))
+    realised = {"weights_used": _text(row.get("weights_used")), "memory_format": _memory_format(row),
+                "device_type": device.split(":")[0], "precision": _text(row.get("precision"))}
+    for key, requested in REALISED.items():
+        if realised[key]:
+            for r in requested:
+                ident.pop(r, None)
+            ident[key] = realised[key]
+    for c in DATA:
+        ident[c] = _text(row.get(c))
+    return ident
+
+
+def identities(runs: pd.DataFrame) -> pd.DataFrame:
+    """One column per identity field (text), index aligned with `runs`."""
+    records = [row_identity(r) for r in runs.to_dict("records")]
+    frame = pd.DataFrame.from_records(records, index=runs.index) if records else pd.DataFrame(index=runs.index)
+    return frame.reindex(columns=sorted(frame.columns)).fillna("")
+
+
+def fill_from_finished(ident: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """A failed row never recorded what it would have used (weights, memory format): take the value the finished
+    runs of the same dataset and arch agree on, so a failure joins its configuration instead of a variant of its
+    own."""
+    ident = ident.copy()
+    ok = runs.status == "ok"
+    for _, idx in runs.groupby(["dataset", "arch"], dropna=False).groups.items():
+        done, rest = [i for i in idx if ok[i]], [i for i in idx if not ok[i]]
+        if not done or not rest:
+            continue
+        for col in ident.columns:
+            values = set(ident.loc[done, col]) - {""}
+            if len(values) == 1:
+                missing = [i for i in rest if ident.at[i, col] == ""]
+                ident.loc[missing, col] = values.pop()
+    return ident
+
+
+def identity_keys(ident: pd.DataFrame) -> pd.Series:
+    """The full identity of each row as one JSON text: rows are averaged together only when these are equal."""
+    # '' (not recorded) is left out, so the same settings always give the same text whatever columns a file had
+    keys = [json.dumps({k: v for k, v in r.items() if v != ""}, sort_keys=True) for r in ident.to_dict("records")]
+    return pd.Series(keys, index=ident.index, dtype=object)
+
+
+def from_keys(keys: pd.Series) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records([json.loads(k) for k in keys], index=keys.index) if len(keys) else \
+        pd.DataFrame(index=keys.index)
+    return frame.fillna("")
+
+
+def variant_labels(runs: pd.DataFrame, ident: pd.DataFrame) -> pd.Series:
+    """The arch plus only the settings that differ between its runs on that dataset (so the common case stays a bare
+    arch name); distinct identities get distinct labels."""
+    labels = runs.arch.astype(str).copy()
+    for _, idx in runs.groupby(["dataset", "arch"], dropna=False).groups.items():
+        varying = [c for c in ident.columns if ident.loc[idx, c].nunique() > 1]
+        if varying:
+            extra = ident.loc[idx, varying].apply(
+                lambda r: ", ".join(f"{c}={v or '?'}" for c, v in r.items()), axis=1)
+            labels[idx] = labels[idx] + " [" + extra + "]"
+    return labels
+
+
+def mark_stale(runs: pd.DataFrame) -> pd.Series:
+    """Why a row is stale ('' if current): per dataset the newest row's fingerprint is the current version; then,
+    per (dataset, split_seed, n_folds), the newest row's split hash is the current split. Unrecorded = current."""
+    reason = pd.Series("", index=runs.index, dtype=object)
+    order = runs.sort_values(["attempt", "timestamp"], na_position="first", kind="stable")
+    fp = order.get("dataset_fingerprint", pd.Series(index=order.index, dtype=object)).fillna("").astype(str)
+    for _, d in order.groupby("dataset", sort=False):
+        known = fp[d.index][fp[d.index] != ""]
+        if len(known):
+            old = known.index[known != known.iloc[-1]]
+            reason[old] = "older dataset version (fingerprint " + known[old] + ", now " + known.iloc[-1] + ")"
+    sh = order.get("split_hash", pd.Series(index=order.index, dtype=object)).fillna("").astype(str)
+    current = order[reason[order.index] == ""]
+    keys = [c for c in ["dataset", "split_seed", "n_folds"] if c in current]
+    for _, d in current.fillna({c: "" for c in keys}).groupby(keys, sort=False):
+        known = sh[d.index][sh[d.index] != ""]
+        if len(known):
+            old = known.index[known != known.iloc[-1]]
+            reason[old] = "superseded split (hash " + known[old] + ", now " + known.iloc[-1] + ")"
+    return reason
