@@ -40,8 +40,10 @@ sweep: $(STAMP)
 	$(BIN)/bench sweep experiments/$(EXP).yaml $(if $(DATASET),--dataset '$(DATASET)') --executor $(EXECUTOR) \
 	  --results-dir '$(RESULTS)' $(ARGS)
 
+# make report [EXP=quick] [FAMILY=resnet]: EXP filters only when given (the sweep's default EXP=quick does not)
+REPORT_EXP = $(if $(filter command line environment,$(origin EXP)),$(EXP))
 report: $(STAMP)
-	$(BIN)/bench report --results-dir '$(RESULTS)' $(if $(EXP_FILTER),--experiment '$(EXP_FILTER)') \
+	$(BIN)/bench report --results-dir '$(RESULTS)' $(if $(REPORT_EXP),--experiment '$(REPORT_EXP)') \
 	  $(if $(FAMILY),--family '$(FAMILY)') $(ARGS)
 
 speed: $(STAMP)

@@ -55,7 +55,8 @@ def run_row(arch, seed, acc, *, dataset="digits", status="ok", attempt="20250101
     row.update(kw)
     config = {k: row[k] for k in CONFIG_FIELDS}
     config.update(dataset=dataset, device="auto", num_workers=0, results_dir="results", on_bad_image="skip",
-                  min_scale=0.7, presize=True, weights=None, **(cfg or {}))
+                  min_scale=0.7, presize=True, weights=None)
+    config.update(cfg or {})
     row["config_json"] = json.dumps(config, sort_keys=True)
     return row
 

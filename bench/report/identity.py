@@ -13,7 +13,7 @@ import pandas as pd
 # Config fields that do not change what a run computes: replicate indices (seed, fold: the report averages over
 # them), where and how it writes, and labels. `dataset` is the name or path the user typed: the content is
 # identified by `dataset_fingerprint`.
-NOT_IDENTITY = {"seed", "fold", "results_dir", "experiment", "num_workers", "on_bad_image", "dataset"}
+NOT_IDENTITY = {"seed", "fold", "results_dir", "experiment", "num_workers", "on_bad_image", "dataset", "track"}
 
 # A requested setting is replaced by what the run recorded as really used, when the row has it: `pretrained=auto`
 # that fell back to random init is not the pretrained run, and `channels_last=auto` is whatever format was chosen.
@@ -87,6 +87,10 @@ def fill_from_finished(ident: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
             if len(values) == 1:
                 missing = [i for i in rest if ident.at[i, col] == ""]
                 ident.loc[missing, col] = values.pop()
+    for key, requested in REALISED.items():  # now known: the request it replaces no longer counts (row_identity)
+        known = ident.get(key, pd.Series("", index=ident.index)) != ""
+        for r in (r for r in requested if r != key and r in ident):
+            ident.loc[known, r] = ""
     return ident
 
 
@@ -109,6 +113,8 @@ def variant_labels(runs: pd.DataFrame, ident: pd.DataFrame) -> pd.Series:
     labels = runs.arch.astype(str).copy()
     for _, idx in runs.groupby(["dataset", "arch"], dropna=False).groups.items():
         varying = [c for c in ident.columns if ident.loc[idx, c].nunique() > 1]
+        # Among current rows the split hash follows from split_seed/n_folds: name it only when nothing else differs.
+        varying = [c for c in varying if c not in DATA] or varying
         if varying:
             extra = ident.loc[idx, varying].apply(
                 lambda r: ", ".join(f"{c}={v or '?'}" for c, v in r.items()), axis=1)

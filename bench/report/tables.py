@@ -171,7 +171,8 @@ def summarise(ok: pd.DataFrame, failed: pd.DataFrame, comps: pd.DataFrame, speed
     s["gmacs"] = [gm.get((a, i), np.nan) for a, i in zip(s.arch, s.img_size)]
     s = s.merge(pbest, on=["dataset", "model"], how="left") if len(pbest) else s.assign(p_best=np.nan, p_best_n=0)
     s = s.sort_values(["dataset", "acc_mean"], ascending=[True, False], na_position="last", kind="stable")
-    return pd.concat([_versus_best(d, comps) for _, d in s.groupby("dataset", sort=False)], ignore_index=True)
+    parts = [_versus_best(d, comps) for _, d in s.groupby("dataset", sort=False)]
+    return pd.concat(parts, ignore_index=True) if parts else _versus_best(s, comps)
 
 
 def _versus_best(s: pd.DataFrame, comps: pd.DataFrame) -> pd.DataFrame:

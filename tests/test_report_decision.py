@@ -1,0 +1,156 @@
+"""The decision the report leads with: P(best) by paired bootstrap, the tied set and its sentence; the race section."""
+from __future__ import annotations
+
+import csv
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.report import build as report
+from bench.report.stats import p_best
+from test_report import run_row, write_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def wide(**models) -> pd.DataFrame:
+    return pd.DataFrame(models, index=pd.Index(range(len(next(iter(models.values())))), name="instance"))
+
+
+def test_p_best_clear_winner_is_near_one():
+    p, n = p_best(wide(a=[0.90, 0.91, 0.92, 0.93, 0.94], b=[0.80, 0.85, 0.79, 0.84, 0.81], c=[0.5] * 5))
+    assert n == 5 and p["a"] == 1.0 and p["b"] == 0.0 and p["c"] == 0.0
+
+
+def test_p_best_tie_shares_the_win():
+    # b is a per-instance mirror of a: same mean, so over resamples each is best about half the time
+    a = [0.80, 0.90, 0.85, 0.88, 0.82, 0.86]
+    b = [0.90, 0.80, 0.88, 0.85, 0.86, 0.82]
+    p, _ = p_best(wide(a=a, b=b, c=[0.6] * 6))
+    assert p["a"] == pytest.approx(0.5, abs=0.08) and p["b"] == pytest.approx(0.5, abs=0.08)
+    assert p.sum() == pytest.approx(1.0) and p["c"] == 0.0
+    # identical results: exactly shared
+    same, _ = p_best(wide(a=a, b=a))
+    assert same.tolist() == [0.5, 0.5]
+
+
+def test_p_best_is_paired_across_instances():
+    # Instance difficulty varies by 20 pp but b is always 1 pp behind a: paired, a is best in every resample.
+    hard = np.array([0.6, 0.8, 0.7, 0.9, 0.65])
+    p, _ = p_best(wide(a=hard + 0.01, b=hard))
+    assert p["a"] == 1.0
+
+
+def test_p_best_needs_three_shared_instances():
+    p, n = p_best(wide(a=[0.9, 0.8], b=[0.7, 0.6]))
+    assert n == 0 and p.isna().all()
+    # a model with too few runs is left out; the others are still compared on their shared instances
+    p, n = p_best(wide(a=[0.9, 0.9, 0.9, 0.9], b=[0.8, 0.8, 0.8, 0.8], c=[0.99, np.nan, np.nan, np.nan]))
+    assert n == 4 and p["a"] == 1.0 and np.isnan(p["c"])
+
+
+def build(tmp_path, accs: dict, seconds: dict | None = None, params: dict | None = None):
+    rows = []
+    for arch, values in accs.items():
+        for seed, acc in enumerate(values):
+            rows.append(run_row(arch, seed, acc, total_seconds=(seconds or {}).get(arch, 50),
+                                **({"params_1k": params[arch]} if params else {})))
+    res = tmp_path / "results"
+    write_csv(res / "runs.csv", rows)
+    return report.build_report(res)
+
+
+def test_clear_winner_is_recommended_with_its_numbers(tmp_path):
+    result = build(tmp_path, {"resnet34": [0.90, 0.91, 0.92], "resnet50": [0.80, 0.82, 0.81],
+                              "seresnet50": [0.70, 0.72, 0.71]})
+    d = result.decisions["digits"]
+    assert d.pick == "resnet34" and d.tied == ["resnet34"]
+    assert d.sentence.startswith("Use resnet34: 91.0 ± 1.0 % over 3 seeds/folds, P(best) 1.00; it beats every "
+                                 "tested model beyond noise, the runner-up resnet50 by 10.0 pp (95 % CI")
+    page = result.html.read_text()
+    # the decision comes before the ranked table, with accuracy, time and size
+    assert page.index("class=decision") < page.index('class="sortable"')
+    block = page[page.index("class=decision"):page.index('class="sortable"')]
+    assert "resnet34 ← use" in block and "91.0 ± 1.0 % (n=3)" in block and "1.00" in block and "21.8" in block
+
+
+def test_tie_recommends_the_cheapest_of_the_tied_set(tmp_path):
+    result = build(tmp_path, {"resnet50": [0.93, 0.86, 0.91, 0.88], "resnet34": [0.90, 0.92, 0.88, 0.87],
+                              "seresnet50": [0.60, 0.61, 0.62, 0.63]},
+                   seconds={"resnet50": 100, "resnet34": 40, "seresnet50": 10})
+    d = result.decisions["digits"]
+    s = result.summary.set_index("model")
+    assert s.loc["resnet34", "noise"] == "within noise" and s.loc["seresnet50", "noise"] == "beyond noise"
+    assert d.tied == ["resnet50", "resnet34"] and d.pick == "resnet34"
+    assert 0.2 < s.loc["resnet34", "p_best"] < 0.8 and s.loc["seresnet50", "p_best"] == 0
+    assert re.match(r"Use resnet34: statistically tied with the best, resnet50 \(89\.2 % vs 89\.5 %, a 0\.3 pp gap "
+                    r"within noise, P\(best\) 0\.\d\d\), and trains 2\.5× faster and "
+                    r"has 1\.2× fewer parameters; tied set: resnet50, resnet34\.",
+                    d.sentence), d.sentence
+    assert "Tied for best (2 models)" in result.html.read_text()
+
+
+RACE_FIELDS = ["race", "round", "instance", "n_instances", "survivors", "eliminated", "test", "statistic", "p_value",
+               "alpha", "decision", "runs_used", "full_factorial_runs", "timestamp"]
+
+
+def write_race(res: Path, name="quick"):
+    rounds = [
+        (1, "s0f0", 1, "a;b;c;d", "", "", "", "", "continue", 4),
+        (2, "s1f0", 2, "a;b;c;d", "", "", "", "", "continue", 8),
+        (3, "s2f0", 3, "a;b;c", "d", "friedman+holm", 7.4, 0.012, "continue", 12),
+        (4, "s3f0", 4, "a", "b;c", "friedman+holm", 9.1, 0.004, "winner: a", 15),
+    ]
+    path = res / "races" / f"{name}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(RACE_FIELDS)
+        for r, inst, n, surv, elim, test, stat, p, dec, used in rounds:
+            w.writerow([name, r, inst, n, surv, elim, test, stat, p, 0.05, dec, used, 40, "2025-01-01T00:00:00"])
+
+
+def test_race_section_shows_survivors_by_round_decision_and_compute(tmp_path):
+    res = tmp_path / "results"
+    write_csv(res / "runs.csv", [run_row("resnet34", s, 0.9) for s in range(3)])
+    write_race(res)
+    (res / "races" / "broken.csv").write_text("foo,bar\n1,2\n")  # not a race log: noted, left out
+    result = report.build_report(res)
+    (race,) = result.races
+    assert race.candidates == ["a", "b", "c", "d"] and race.out_at == {"d": 3, "b": 4, "c": 4}
+    assert race.decision == "winner: a" and race.compute_pct == pytest.approx(37.5)
+    assert race.summary() == ("Race quick: winner: a after 4 round(s) on 4 instance(s); survivors: a; compute "
+                              "15 of 40 runs = 38 % of the full factorial.")
+    assert any("broken.csv: not a race log" in n for n in result.notes)
+    page = result.html.read_text()
+    grid = page[page.index("<h2>Races</h2>"):page.index("Tests by round")]
+    rows = re.findall(r"<tr><td>(\w)</td>(.*?)</tr>", grid)
+    marks = {m: re.findall(r'class="(alive|out)"', cells) for m, cells in rows}
+    assert marks["a"] == ["alive"] * 4 and marks["d"] == ["alive", "alive", "out"]
+    assert marks["b"] == ["alive"] * 3 + ["out"]
+    assert page.index("<h2>Races</h2>") < page.index("<h2>digits</h2>")
+    assert "### Race quick" in (res / "report" / "summary.md").read_text()
+
+
+def test_race_filtered_by_experiment(tmp_path):
+    res = tmp_path / "results"
+    write_csv(res / "runs.csv", [run_row("resnet34", s, 0.9) for s in range(3)])
+    write_race(res, "quick")
+    write_race(res, "blog")
+    assert [r.name for r in report.build_report(res, experiment="quick").races] == ["quick"]
+    assert sorted(r.name for r in report.build_report(res).races) == ["blog", "quick"]
+
+
+@pytest.mark.parametrize("args, flag", [([], None), (["EXP=blog"], "--experiment 'blog'"),
+                                        (["FAMILY=resnet", "EXP=quick"], "--experiment 'quick'")])
+def test_make_report_exp_filters_only_when_given(args, flag):
+    out = subprocess.run(["make", "-n", "report", *args], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    line = next(line for line in out.splitlines() if "bench report" in line)
+    assert ("--experiment" in line) == (flag is not None)  # the sweep's default EXP=quick is not a filter
+    if flag:
+        assert flag in line
