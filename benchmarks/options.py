@@ -38,7 +38,7 @@ def make_option(arch: str, size: int, bs: int, burst: int, settings: dict):
     import torch
     from bench.config import make_config
     from bench.train.learner import build_model, make_learner, seed_all
-    from bench.train.speed import N_CLASSES, PeakMemory, make_clock, synchronizer, synthetic_dls
+    from bench.train.timing import N_CLASSES, PeakMemory, make_clock, synchronizer, synthetic_dls
     cfg = make_config(arch=arch, img_size=size, batch_size=bs, pretrained="false", device="cpu", **settings)
     seed_all(cfg.seed)  # same weights and batch for every option
     dev = torch.device("cpu")
@@ -56,7 +56,7 @@ def train_burst(learn, clock) -> float:
 
 
 def infer_burst(cfg, learn, steps: int) -> float:
-    from bench.train.speed import time_inference
+    from bench.train.timing import time_inference
     x = learn.dls.train.x
     return time_inference(learn.model, x, cfg.precision, learn.memory_format == "channels_last", steps, 0,
                           lambda: None) if steps else 0.0

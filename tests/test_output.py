@@ -113,7 +113,7 @@ def test_memory_format_really_used_is_recorded(setting):
     from fastai.callback.core import Callback
     from bench.config import make_config
     from bench.train.learner import build_model, make_learner
-    from bench.train.speed import N_CLASSES, synthetic_dls
+    from bench.train.timing import N_CLASSES, synthetic_dls
     seen = []
 
     class Spy(Callback):

@@ -8,7 +8,8 @@ from torch import nn
 
 from bench.train.archs import REGISTRY
 from bench.logs import read_rows
-from bench.train.speed import SPEED_FIELDS, count_gmacs, measure, speed_path
+from bench.train.speed import SPEED_FIELDS, measure, speed_path
+from bench.train.timing import count_gmacs
 
 
 @pytest.mark.parametrize("arch", sorted(REGISTRY) + ["timm:resnet10t"])
@@ -38,7 +39,7 @@ def test_row_records_options_and_gmacs(results_dir):
 def test_peak_memory_sees_an_allocation():
     """A 128 MB tensor made and filled between start() and stop() shows as at least 120 MB (it is above glibc's
     largest mmap threshold, so its pages are fresh whatever the process freed before)."""
-    from bench.train.speed import PeakMemory
+    from bench.train.timing import PeakMemory
     mem = PeakMemory(torch.device("cpu"))
     mem.baseline()
     mem.start()
@@ -59,7 +60,7 @@ def test_bf16_on_cpu_really_autocasts():
     from fastai.callback.core import Callback
     from bench.config import make_config
     from bench.train.learner import build_model, make_learner
-    from bench.train.speed import N_CLASSES, synthetic_dls
+    from bench.train.timing import N_CLASSES, synthetic_dls
     seen = []
 
     class Spy(Callback):
