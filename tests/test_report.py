@@ -228,7 +228,7 @@ def test_family_bars_start_at_zero_and_keep_the_legend_off_the_bars(full):
     ok = latest_attempts(label_models(load_runs(res)))[0]
     fig = family_bars(ok[ok.dataset == "digits"])
     ax = fig.axes[0]
-    assert ax.get_ylim()[0] == 0
+    assert ax.get_xlim()[0] == 0
     legend = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
     assert legend.x0 >= ax.get_window_extent().x1  # beside the axes
     assert family_bars(ok[ok.dataset == "pets"]) is None  # one bar compares nothing

@@ -87,9 +87,9 @@ def test_tie_recommends_the_cheapest_of_the_tied_set(tmp_path):
     assert s.loc["resnet34", "noise"] == "within noise" and s.loc["seresnet50", "noise"] == "beyond noise"
     assert d.tied == ["resnet50", "resnet34"] and d.pick == "resnet34"
     assert 0.2 < s.loc["resnet34", "p_best"] < 0.8 and s.loc["seresnet50", "p_best"] == 0
-    assert re.match(r"Use resnet34: statistically tied with the best, resnet50 \(89\.2 % vs 89\.5 %, a 0\.3 pp gap "
-                    r"within noise, P\(best\) 0\.\d\d\), and trains 2\.5× faster and "
-                    r"has 1\.2× fewer parameters; tied set: resnet50, resnet34\.",
+    assert re.match(r"Use resnet34: within noise of the most accurate, resnet50 \(89\.2 % vs 89\.5 %, gap 0\.3 pp, "
+                    r"95 % CI -\d\.\d to \d\.\d; P\(best\) 0\.\d\d vs 0\.\d\d\), and it trains 2\.5× faster and "
+                    r"has 1\.2× fewer parameters\. Tied set: resnet50, resnet34\.",
                     d.sentence), d.sentence
     assert "Tied for best (2 models)" in result.html.read_text()
 

@@ -73,9 +73,13 @@ def decide(s: pd.DataFrame) -> Decision:
                           f"also the cheapest of the models tied with it ({others}).")
         else:
             cost = _cost(pick, best)
-            d.sentence = (f"Use {pick.model}: statistically tied with the best, {best.model} "
-                          f"({pct(pick.acc_mean)} vs {pct(best.acc_mean)}, a {100 * pick.gap:.1f} pp gap within "
-                          f"noise{_pb(pick)}){', and ' + cost if cost else ''}; tied set: {', '.join(d.tied)}.")
+            ci = f", 95 % CI {100 * pick.gap_lo:.1f} to {100 * pick.gap_hi:.1f}" if pd.notna(pick.gap_lo) else ""
+            pb = (f"; P(best) {pick.p_best:.2f} vs {best.p_best:.2f}" if pd.notna(pick.p_best) and pd.notna(best.p_best)
+                  else "")
+            cost = f", and it {cost}" if cost else ""
+            d.sentence = (f"Use {pick.model}: within noise of the most accurate, {best.model} ({pct(pick.acc_mean)} vs "
+                          f"{pct(best.acc_mean)}, gap {100 * pick.gap:.1f} pp{ci}{pb}){cost}. "
+                          f"Tied set: {', '.join(d.tied)}.")
     if d.untested:
         d.sentence += f" Not yet comparable (fewer than {MIN_PAIRS} paired seeds): {', '.join(d.untested)}."
     return d

@@ -45,7 +45,7 @@ COLUMNS = [
     ("accuracy %", lambda r: (fmt_pm(r.acc_mean, r.acc_std), r.acc_mean), False),
     ("n", lambda r: (str(r.n), r.n), False),
     ("P(best)", lambda r: _num(r.p_best), False),
-    ("gap to best, pp [95 % CI]", _gap, False),
+    ("gap, pp [95 % CI]", _gap, False),
     ("noise", lambda r: (r.noise, r.noise), False),
     ("top-k %", lambda r: (fmt_pm(r.topk_mean, r.topk_std)
                            + (f" (k={r.top_k:.0f})" if pd.notna(r.top_k) and pd.notna(r.topk_mean) else ""),
@@ -153,6 +153,7 @@ SORT_JS = """document.querySelectorAll('table.sortable th').forEach((th, i) => t
 CSS = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1500px}
 table{border-collapse:collapse;font-size:13px}
 th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left}th{background:#f3f3f3}
+table.sortable td{white-space:nowrap}table.sortable td:last-child{white-space:normal;max-width:28em}
 table.sortable th{cursor:pointer}th[data-dir=asc]::after{content:" ▲"}th[data-dir=desc]::after{content:" ▼"}
 tr.best{background:#e6f4e6;font-weight:600}tr.within{background:#f6f9e8}tr.failed{color:#a00}tr.needs{color:#555}
 .decision{border-left:5px solid #2a7a2a;background:#f4faf4;padding:8px 14px;margin:10px 0 14px}

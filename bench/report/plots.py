@@ -16,15 +16,23 @@ MAX_CURVE_PANELS = 24  # beyond this a facet grid is unreadable; the table still
 sns.set_theme(style="whitegrid", context="notebook")
 
 
+# The registry's families first, so a family has the same colour in every figure and every dataset's section.
+FAMILIES = ["resnet", "xresnet", "seresnet", "resnext", "seresnext", "efficientnet", "timm"]
+
+
 def _family_palette(families) -> dict:
-    # One colour per family shared by every figure, so a family reads the same everywhere.
-    names = sorted({str(f) for f in families})
-    return dict(zip(names, sns.color_palette("tab10", n_colors=max(len(names), 1))))
+    names = FAMILIES + sorted({str(f) for f in families} - set(FAMILIES))
+    colours = sns.color_palette("tab10", n_colors=10) + sns.color_palette("Set2", n_colors=8)
+    return {n: colours[i % len(colours)] for i, n in enumerate(names) if n in {str(f) for f in families}}
 
 
 def _label_points(ax, xs, ys, labels) -> None:
+    # Right-hand points are labelled to their left, so no label runs out of the axes into the legend.
+    mid = (np.nanmin(xs) + np.nanmax(xs)) / 2 if ax.get_xscale() == "linear" else np.sqrt(np.nanmin(xs) * np.nanmax(xs))
     for x, y, text in zip(xs, ys, labels):
-        ax.annotate(text, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        right = x > mid
+        ax.annotate(_short(text, 32), (x, y), textcoords="offset points", xytext=(-6 if right else 6, 4),
+                    ha="right" if right else "left", fontsize=8)
 
 
 def accuracy_vs_time(summary: pd.DataFrame):
@@ -37,10 +45,11 @@ def accuracy_vs_time(summary: pd.DataFrame):
     ax.errorbar(d.total_s, d.acc, yerr=100 * d.acc_std.fillna(0), fmt="none", ecolor="0.6", zorder=1)
     has_size = d.params_m.notna().any()
     sns.scatterplot(data=d, x="total_s", y="acc", hue="family", palette=_family_palette(d.family),
-                    size="params (M)" if has_size else None, sizes=(20, 600), alpha=0.85, ax=ax, zorder=2,
+                    size="params (M)" if has_size else None, sizes=(30, 400), alpha=0.85, ax=ax, zorder=2,
                     # from zero, so marker area is proportional to the parameter count rather than its rank
                     size_norm=(0, d.params_m.max()) if has_size else None)
     _label_points(ax, d.total_s, d.acc, d.model)
+    ax.margins(x=0.12, y=0.08)  # room for the labels of the outermost points
     ax.set(xlabel="training time, mean per run (s)", ylabel="accuracy (%)",
            title="Accuracy vs training time (marker size = parameters, M)")
     sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
@@ -48,24 +57,35 @@ def accuracy_vs_time(summary: pd.DataFrame):
 
 
 def family_bars(runs: pd.DataFrame):
-    """Bars per model grouped and coloured by family; error bars are the sd over seeds/folds."""
+    """Horizontal bars per model (long variant labels stay readable), grouped and coloured by family, from zero;
+    error bars are the sd over seeds/folds, dots the single runs."""
     d = runs.dropna(subset=["final_accuracy"]).assign(acc=lambda t: 100 * t.final_accuracy)
     if d.model.nunique() < 2:
         return None
     means = d.groupby("model").acc.mean()
     order = (d.drop_duplicates("model").assign(m=lambda t: t.model.map(means))
              .sort_values(["family", "m"], ascending=[True, False]).model.tolist())
-    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(order) + 2), 5))
-    sns.barplot(data=d, x="model", y="acc", hue="family", order=order, palette=_family_palette(d.family),
-                errorbar="sd", capsize=0.2, dodge=False, ax=ax)
-    ax.set(xlabel="", ylabel="accuracy (%)", title="Accuracy by family (mean ± sd over seeds/folds)")
-    ax.set_ylim(0, 100)  # bars start at zero: a bar's length is its accuracy
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.32 * len(order)))
+    palette = _family_palette(d.family)
+    sns.barplot(data=d, y="model", x="acc", hue="family", order=order, palette=palette, errorbar="sd",
+                capsize=0.2, dodge=False, ax=ax)
+    sns.stripplot(data=d, y="model", x="acc", order=order, color="0.15", size=3, ax=ax, legend=False)
+    ax.set(ylabel="", xlabel="accuracy (%)", title="Accuracy by family (mean ± sd over seeds/folds; dots: runs)")
+    ax.set_xlim(0, 100)  # bars start at zero: a bar's length is its accuracy
+    ax.set_yticks(range(len(order)), [_short(m) for m in order], fontsize=8)
     if ax.get_legend() is not None:  # beside the axes, never over a bar
         sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), fontsize=8, title="family")
-    ax.tick_params(axis="x", rotation=60)
-    plt.setp(ax.get_xticklabels(), ha="right")
     fig.tight_layout()
     return fig
+
+
+def _short(label: str, width: int = 48) -> str:
+    """Fit a variant label in `width` characters: first drop the setting names (`resnet18 [channels_last]`), then
+    cut."""
+    if len(label) > width and label.endswith("]") and " [" in label:
+        arch, rest = label[:-1].split(" [", 1)
+        label = f"{arch} [{', '.join(kv.split('=', 1)[-1] for kv in rest.split(', '))}]"
+    return label if len(label) <= width else label[: width - 1] + "…"
 
 
 def learning_curves(curves: pd.DataFrame):
@@ -109,9 +129,10 @@ def accuracy_vs_params(summary: pd.DataFrame):
     xs, ys = [*front.params_m, d.params_m.max()], [*front.acc, front.acc.iloc[-1]]
     ax.step(xs, ys, where="post", color="crimson", lw=1.5, label="Pareto front", zorder=1)
     ax.scatter(front.params_m, front.acc, s=160, facecolors="none", edgecolors="crimson", zorder=3)
-    _label_points(ax, d.params_m, d.acc, d.model)
+    ax.margins(x=0.12, y=0.08)
     if d.params_m.max() / max(d.params_m.min(), 1e-9) > 8:
         ax.set_xscale("log")
+    _label_points(ax, d.params_m, d.acc, d.model)
     ax.set(xlabel="parameters (M, 1000-class head)", ylabel="accuracy (%)", title="Accuracy vs parameters")
     sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     return fig
