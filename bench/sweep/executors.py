@@ -1,8 +1,10 @@
 """Where sweep runs execute: one at a time on this machine, or as Ray tasks (local Ray or a cluster).
 
-Both hand every run to `execute_one`, which starts `python -m bench.sweep.worker` and turns a worker that died without
-recording its run into a failed row. Ray only places the tasks (one per worker, a GPU each when the cluster has
-GPUs); it has no retries, because a failed run is a result, and no scheduling of our own is layered on top.
+Every run is a `python -m bench.sweep.worker` process; a worker that died without recording its run becomes a failed
+row. Locally (`execute_one`) the worker claims the run and appends its rows itself. On Ray (`run_remote`) the nodes
+need not share a disk: the driver claims each run and is the only writer of the results folder; each task resolves
+the dataset on its node, trains with `cpus_per_task` torch threads, writes nothing there and returns its rows. Ray
+only places the tasks (a GPU each when the cluster has GPUs); it has no retries, because a failed run is a result.
 """
 from __future__ import annotations
 
@@ -11,20 +13,28 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Callable
 
-from .worker import EXIT_BUSY, EXIT_DONE, EXIT_OK, record_failure, rows_for
+from ..config import ConfigError
+from .worker import EXIT_BUSY, EXIT_DONE, EXIT_OK, claim, is_done, record_failure, rows_for
 
-# Environment a run depends on (offline mode, caches); forwarded explicitly because Ray workers on other machines
-# do not inherit the driver's environment.
+# Environment a run depends on (offline mode, caches, MLflow's server and credentials); forwarded explicitly because
+# Ray workers on other machines do not inherit the driver's environment. It goes to the worker's environment, never
+# onto its command line.
 _FORWARD_ENV = ("HF_HUB_OFFLINE", "HF_HOME", "TORCH_HOME")
 
 Outcome = dict  # run_id, status (ok | failed | done | busy), error, row (the index row when one was written), seconds
 
 
 def job_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k.startswith("BENCH_") or k in _FORWARD_ENV}
+    return {k: v for k, v in os.environ.items() if k.startswith(("BENCH_", "MLFLOW_")) or k in _FORWARD_ENV}
+
+
+def worker_command(job: dict) -> list[str]:
+    return [sys.executable, "-m", "bench.sweep.worker", json.dumps({k: v for k, v in job.items() if k != "env"})]
 
 
 def describe_exit(code: int) -> str:
@@ -42,8 +52,7 @@ def execute_one(job: dict, cwd: str | None = None) -> Outcome:
     t0 = time.monotonic()
     # BENCH_CONSOLE=off: no per-epoch or warning lines from the worker; the sweep prints one line per finished run
     env = {**os.environ, **job.get("env", {}), "BENCH_CONSOLE": "off"}
-    code = subprocess.run([sys.executable, "-m", "bench.sweep.worker", json.dumps(job)],
-                          cwd=cwd if cwd and os.path.isdir(cwd) else None, env=env).returncode
+    code = subprocess.run(worker_command(job), cwd=cwd if cwd and os.path.isdir(cwd) else None, env=env).returncode
     out: Outcome = dict(run_id=run_id, error="", row=None, seconds=round(time.monotonic() - t0, 1))
     if code in (EXIT_BUSY, EXIT_DONE):
         return {**out, "status": "busy" if code == EXIT_BUSY else "done"}
@@ -71,35 +80,95 @@ def run_local(jobs: list[dict], report: Callable[[Outcome], None]) -> None:
         report(execute_one({**job, "wait": True}, os.getcwd()))
 
 
+def run_remote(job: dict, cpus: int = 1) -> Outcome:
+    """A Ray task, on whichever node Ray picks: the run in a worker process that spools its rows to a scratch file
+    instead of writing the results folder, run in the task's own working directory (so a dataset path is resolved
+    on this node). Returns the outcome with `writes`, the rows for the driver to append."""
+    from ..sinks import RowSpool
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-task-") as scratch:
+        spool = Path(scratch) / "rows.jsonl"
+        env = {**os.environ, **job.get("env", {}), "BENCH_CONSOLE": "off", "OMP_NUM_THREADS": str(cpus)}
+        code = subprocess.run(worker_command({**job, "spool": str(spool), "threads": cpus}), env=env).returncode
+        writes = RowSpool.load(spool)
+    out: Outcome = dict(run_id=job["run_id"], error="", row=None, seconds=round(time.monotonic() - t0, 1))
+    index = [r for rel, rows, _ in writes if rel == "runs.csv" for r in rows]
+    if index:
+        row = index[-1]
+        return {**out, "status": row.get("status") or "failed", "error": row.get("error", ""), "row": row,
+                "writes": writes}
+    spooled = RowSpool()
+    error = "worker reported success but recorded no row" if code == EXIT_OK else describe_exit(code)
+    row = record_failure(job, error, sink=spooled)
+    return {**out, "status": "failed", "error": row["error"], "row": row, "writes": writes + spooled.writes}
+
+
+def check_ray_tracking(configs) -> None:
+    """Ray workers do not write the driver's results folder, so MLflow tracking needs a server they can reach."""
+    if any(c.track == "mlflow" for c in configs) and not os.environ.get("MLFLOW_TRACKING_URI"):
+        raise ConfigError("track: mlflow with --executor ray needs MLFLOW_TRACKING_URI, a tracking server every "
+                          "node can reach (e.g. `mlflow server --host 0.0.0.0 --port 5000` and "
+                          "MLFLOW_TRACKING_URI=http://HOST:5000): the default store is a file in the driver's "
+                          "results folder, which Ray workers do not write")
+
+
 def run_ray(jobs: list[dict], report: Callable[[Outcome], None], address: str | None = None,
-            workers: int | None = None) -> None:
-    """Every job as a Ray task with max_retries=0; `address` joins an existing cluster (whose nodes must see the
-    same results directory, e.g. over NFS, since tasks append to it under file locks), else a local Ray instance
-    with `workers` CPUs is started and stopped here."""
+            workers: int | None = None, cpus_per_task: int = 1) -> None:
+    """Every job as a Ray task (`run_remote`, max_retries=0, `cpus_per_task` CPUs); `address` joins an existing
+    cluster, else a local Ray instance with `workers` CPUs is started and stopped here. The driver holds each run's
+    claim while its task runs and appends the rows the task returns: nodes need no shared folder. A run claimed by
+    a concurrent sweep is put off to the end, then waited for, as in `run_local`."""
     import ray
+    from ..sinks import replay
     started = not ray.is_initialized()
     if started:
         # log_to_driver=False: each task's outcome comes back as its return value and is printed as one line;
-        # forwarding the workers' own output only added empty "(execute_one pid=...)" lines. Worker output stays in
+        # forwarding the workers' own output only added empty "(run_remote pid=...)" lines. Worker output stays in
         # Ray's session logs (/tmp/ray/session_latest/logs), and every failure's error is in its row.
         ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
                  log_to_driver=False, configure_logging=False)
+    pending: dict = {}
     try:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-        task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(execute_one)
-        # Within one sweep every run id is unique, so a busy claim can only be another sweep's: wait for it.
-        refs = {task.remote({**job, "wait": True}, os.getcwd()): job for job in jobs}
-        pending = list(refs)
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
+        most = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=0)
+        if cpus_per_task > most:  # Ray would wait forever for a node that big
+            raise ConfigError(f"--cpus-per-task {cpus_per_task}: no node of the Ray cluster has that many CPUs "
+                              f"(the largest has {most:g})")
+        task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus, max_retries=0)(run_remote)
+
+        def submit(job: dict, wait: bool) -> bool:
+            lock = claim(job, wait)
+            if lock is None:
+                return False
+            if is_done(job["config"]["results_dir"], job["run_id"]):  # finished by another sweep meanwhile
+                lock.release()
+                report(dict(run_id=job["run_id"], status="done", error="", row=None, seconds=0))
+            else:
+                pending[task.remote(job, cpus_per_task)] = (job, lock)
+            return True
+
+        deferred = [job for job in jobs if not submit(job, wait=False)]
+        while pending or deferred:
+            deferred = [job for job in deferred if not submit(job, wait=False)]
+            if not pending:  # holding no claim now, so waiting for the other sweep's cannot deadlock
+                if deferred:
+                    submit(deferred.pop(0), wait=True)
+                continue
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=2.0 if deferred else None)
             for ref in ready:
+                job, lock = pending.pop(ref)
                 try:
-                    report(ray.get(ref))
+                    out = ray.get(ref)
+                    replay(out.pop("writes"), job["config"]["results_dir"])
                 except ray.exceptions.RayError as e:  # the task itself (not the run) died: still one row
-                    job = refs[ref]
                     row = record_failure(job, f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300]}")
-                    report(dict(run_id=job["run_id"], status="failed", error=row["error"], row=row, seconds=0))
+                    out = dict(run_id=job["run_id"], status="failed", error=row["error"], row=row, seconds=0)
+                finally:
+                    lock.release()
+                report(out)
     finally:
+        for _, lock in pending.values():
+            lock.release()
         if started:
             ray.shutdown()
 

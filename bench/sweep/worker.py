@@ -4,6 +4,10 @@ A crash here (exception, NaN loss, out of memory, segfault) cannot take the swee
 without a row into a failed row (`bench.sweep.executors`). The worker, not the parent, holds the run's claim lock, so a
 worker orphaned by a killed sweep still keeps a restarted sweep from running the same run id twice; the lock is an
 flock, released by the kernel whatever way the process ends.
+
+A job with `spool` (a Ray task, `bench.sweep.executors.run_remote`) runs on a node that may not have the results
+folder: the driver holds the claim, the worker writes nothing under results_dir and spools its rows to that file
+for the driver to append, and `threads` sets torch's thread count to the task's CPUs.
 """
 from __future__ import annotations
 
@@ -31,48 +35,70 @@ def is_done(results_dir: str | Path, run_id: str) -> bool:
     return any(r.get("status") == "ok" for r in rows_for(results_dir, run_id))
 
 
-def record_failure(job: dict, error: str) -> dict:
-    """A failed row for a job whose run ended before the protocol could record it."""
+def claim(job: dict, wait: bool) -> FileLock | None:
+    """The run's claim lock, held (blocking until free when `wait`), or None when another process holds it."""
+    path = claim_path(job["config"]["results_dir"], job["run_id"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path), timeout=-1 if wait else 0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return None
+    return lock
+
+
+def record_failure(job: dict, error: str, sink=None) -> dict:
+    """A failed row for a job whose run ended before the protocol could record it (appended, or through `sink`)."""
     from ..config import make_config
     from ..train.record import record_failure as record
     return record(make_config(**job["config"]), job["run_id"], job["fingerprint"], job["split_hash"],
-                  job.get("dataset_name", job["config"]["dataset"]), error)
+                  job.get("dataset_name", job["config"]["dataset"]), error, sink=sink)
 
 
 def main(argv: list[str]) -> int:
     from ..logs import quiet_libraries
+    from ..sinks import RowSpool
     quiet_libraries()
     job = json.loads(argv[0])
-    results, run_id = job["config"]["results_dir"], job["run_id"]
-    path = claim_path(results, run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path), timeout=-1 if job.get("wait") else 0)
-    try:
-        lock.acquire()
-    except Timeout:
+    if job.get("spool"):  # a Ray task: the driver holds the claim and is the only writer of results_dir
+        return execute(job, RowSpool(job["spool"]))
+    lock = claim(job, wait=bool(job.get("wait")))
+    if lock is None:
         return EXIT_BUSY
-    with lock:
-        if is_done(results, run_id):  # finished by another sweep since this one planned
+    try:
+        if is_done(job["config"]["results_dir"], job["run_id"]):  # finished by another sweep since this one planned
             return EXIT_DONE
-        from ..config import make_config
-        from ..train.prepare import prepare
-        from ..train.protocol import run
-        from ..train.record import one_line
-        try:
-            cfg = make_config(**job["config"])
-            prepared = prepare(cfg)
-            if prepared.run_id != run_id:
-                raise RuntimeError(f"run id is {prepared.run_id} here but {run_id} when the sweep was planned "
-                                   "(dataset or split changed during the sweep)")
-        except Exception as e:
-            traceback.print_exc()
-            record_failure(job, one_line(e))
-            return EXIT_FAILED
-        try:
-            run(cfg, prepared)  # records its own row, ok or failed
-        except Exception:
-            traceback.print_exc()
-            return EXIT_FAILED
+        return execute(job)
+    finally:
+        lock.release()
+
+
+def execute(job: dict, sink=None) -> int:
+    """Resolve and train the job; its rows go to results_dir, or through `sink` (nothing written under
+    results_dir then: the dataset is resolved and the split computed on this node, and the run id check below
+    proves they are the ones the sweep planned)."""
+    from ..config import make_config
+    from ..train.prepare import Resolver
+    from ..train.protocol import run
+    from ..train.record import one_line
+    if job.get("threads"):
+        import torch
+        torch.set_num_threads(int(job["threads"]))
+    try:
+        cfg = make_config(**job["config"])
+        prepared = Resolver(write=sink is None).prepare(cfg)
+        if prepared.run_id != job["run_id"]:
+            raise RuntimeError(f"run id is {prepared.run_id} here but {job['run_id']} when the sweep was planned "
+                               "(dataset or split changed during the sweep, or differs on this node)")
+    except Exception as e:
+        traceback.print_exc()
+        record_failure(job, one_line(e), sink)
+        return EXIT_FAILED
+    try:
+        run(cfg, prepared, sink=sink)  # records its own row, ok or failed
+    except Exception:
+        traceback.print_exc()
+        return EXIT_FAILED
     return EXIT_OK
 
 
