@@ -103,7 +103,7 @@ def write_race(res: Path, name="quick"):
         (1, "s0f0", 1, "a;b;c;d", "", "", "", "", "continue", 4),
         (2, "s1f0", 2, "a;b;c;d", "", "", "", "", "continue", 8),
         (3, "s2f0", 3, "a;b;c", "d", "friedman+holm", 7.4, 0.012, "continue", 12),
-        (4, "s3f0", 4, "a", "b;c", "friedman+holm", 9.1, 0.004, "winner: a", 15),
+        (4, "s3f0", 4, "a", "b;c", "friedman+holm", 9.1, 0.004, "winner", 15),
     ]
     path = res / "races" / f"{name}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -122,9 +122,9 @@ def test_race_section_shows_survivors_by_round_decision_and_compute(tmp_path):
     result = report.build_report(res)
     (race,) = result.races
     assert race.candidates == ["a", "b", "c", "d"] and race.out_at == {"d": 3, "b": 4, "c": 4}
-    assert race.decision == "winner: a" and race.compute_pct == pytest.approx(37.5)
-    assert race.summary() == ("Race quick: winner: a after 4 round(s) on 4 instance(s); survivors: a; compute "
-                              "15 of 40 runs = 38 % of the full factorial.")
+    assert race.decision == "winner" and race.compute_pct == pytest.approx(37.5)
+    assert race.summary() == ("Race quick: winner a after 4 round(s) on 4 instance(s); compute 15 of 40 runs = "
+                              "38 % of the full factorial.")
     assert any("broken.csv: not a race log" in n for n in result.notes)
     page = result.html.read_text()
     grid = page[page.index("<h2>Races</h2>"):page.index("Tests by round")]

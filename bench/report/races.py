@@ -21,7 +21,7 @@ class Race:
     rounds: pd.DataFrame  # one row per round, in order
     candidates: list[str]  # everyone who started, in the order of the first round
     out_at: dict[str, int]  # candidate → round it was eliminated in
-    decision: str
+    decision: str  # the last round's: winner | tie | budget | failed | continue (bench.sweep.race)
     runs_used: float
     full_runs: float
 
@@ -35,8 +35,13 @@ class Race:
         where = f"after {len(self.rounds)} round(s) on {_int(last.n_instances)} instance(s)"
         cost = (f"{_int(self.runs_used)} of {_int(self.full_runs)} runs = {self.compute_pct:.0f} % of the full "
                 f"factorial" if pd.notna(self.compute_pct) else f"{_int(self.runs_used)} runs")
-        return (f"Race {self.name}: {self.decision or 'no decision recorded'} {where}; survivors: "
-                f"{', '.join(alive) or 'none'}; compute {cost}.")
+        names = ", ".join(alive) or "none"
+        what = {"winner": f"winner {names}", "tie": f"tie between {names} (no significant difference)",
+                "budget": f"compute budget reached; still in: {names}",
+                "failed": "no winner: every candidate's runs failed",
+                "continue": f"not finished; still in: {names}"}
+        what = what.get(self.decision, f"{self.decision or 'no decision'}; still in: {names}")
+        return f"Race {self.name}: {what} {where}; compute {cost}."
 
 
 def _names(cell) -> list[str]:
