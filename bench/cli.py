@@ -33,7 +33,7 @@ def field_help(f, profiles: dict = PROFILES) -> str:
         lo, hi, incl = RANGES[f.name]
         if lo is not None or hi is not None:
             parts.append(" and ".join(([f"{'>=' if incl else '>'} {lo:g}"] if lo is not None else []) +
-                                      ([f"<= {hi:g}"] if hi is not None else [])))
+                                      ([f"<= {hi:.12g}"] if hi is not None else [])))
     def show(v):
         return "auto" if v is None and f.name == "num_workers" else "none" if v in (None, "") else \
             str(v).lower() if isinstance(v, bool) else v
@@ -68,7 +68,8 @@ def config_from_args(ns: argparse.Namespace):
     names = [f.name for f in fields(RunConfig)] + list(ALIASES)
     overrides = {k: getattr(ns, k) for k in names if getattr(ns, k, None) is not None}
     defaults = named_defaults(overrides.get("dataset", RunConfig.dataset))  # a named dataset's profile and size
-    profile = ns.profile or defaults.pop("profile", "blog")
+    profile = ns.profile or defaults.get("profile", "blog")  # --profile wins over the dataset's
+    defaults.pop("profile", None)
     return make_config(profile, **{**defaults, **overrides})
 
 

@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "head_lr": (0, None, False), "ft_lr_min": (0, None, False), "ft_lr_max": (0, None, False),
     "adam_mom": (0, 1, True), "sqr_mom": (0, 1, True), "eps": (0, None, False), "wd": (0, None, True),
     "top_k": (1, None, True), "num_workers": (0, None, True),
+    "seed": (0, 2**32 - 1, True), "split_seed": (0, 2**32 - 1, True),  # numpy's seed range
 }
 
 # Named profiles: `blog` is the article's protocol (the dataclass defaults); `quick` is sized so the embedded digits
@@ -160,7 +162,12 @@ def validate(cfg: RunConfig) -> RunConfig:
         if lo is not None and (v < lo if incl else v <= lo):
             raise ConfigError(f"{name}: {v} is out of range (must be {'>=' if incl else '>'} {lo:g})")
         if hi is not None and v > hi:
-            raise ConfigError(f"{name}: {v} is out of range (must be <= {hi:g})")
+            raise ConfigError(f"{name}: {v} is out of range (must be <= {hi:.12g})")
+    if cfg.head_epochs + cfg.ft_epochs == 0:
+        raise ConfigError("epochs: head_epochs and ft_epochs are both 0; a run needs at least one epoch "
+                          "(e.g. --epochs 1)")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.device):
+        raise ConfigError(f"device: {cfg.device!r} is not one of auto, cpu, cuda, cuda:N")
     if cfg.fold >= cfg.n_folds:
         raise ConfigError(f"fold: {cfg.fold} must be < n_folds ({cfg.n_folds})")
     if cfg.ft_lr_min > cfg.ft_lr_max:
@@ -176,7 +183,8 @@ def make_config(profile: str | None = None, base: RunConfig | None = None, **ove
     if profile is not None and profile not in PROFILES:
         raise ConfigError(f"profile: {profile!r} is not one of {', '.join(PROFILES)}")
     values: dict[str, Any] = dict(PROFILES[profile]) if profile else {}
-    for key, value in overrides.items():
+    # aliases first, so a specific field wins over the shortcut that also sets it (EPOCHS=5 HEAD_EPOCHS=2 -> 2+5)
+    for key, value in sorted(overrides.items(), key=lambda kv: kv[0] not in ALIASES):
         if value is None and key != "weights":
             continue
         targets = ALIASES.get(key, (key,))

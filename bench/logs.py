@@ -83,22 +83,27 @@ def write_all(fd: int, data: bytes) -> None:
 
 
 def check_writable(folder: str | Path) -> Path:
-    """`folder` exists (created if need be) and accepts new files, and its runs.csv, if any, can be appended to;
-    else one ConfigError line. Called before any work, so a run or a measurement never ends in a write error."""
+    """New files can be made in `folder` (or, while it does not exist yet, in the nearest folder above it that
+    does) and its CSVs can be appended to; else one ConfigError line. Called before any work, so a run or a
+    measurement never ends in a write error; it leaves nothing behind, not even the folder."""
     from .config import ConfigError
     folder = Path(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".bench-write-check-")
+        probe_dir = folder
+        while not probe_dir.exists() and probe_dir != probe_dir.parent:
+            probe_dir = probe_dir.parent
+        if not probe_dir.is_dir():
+            raise NotADirectoryError(20, "a file is in the way of the folder", str(probe_dir))
+        fd, probe = tempfile.mkstemp(dir=probe_dir, prefix=".bench-write-check-")
         os.close(fd)
         os.remove(probe)
-        for existing in folder.glob("*.csv"):
+        for existing in folder.glob("*.csv") if folder.is_dir() else ():
             if not os.access(existing, os.W_OK):
                 raise PermissionError(13, "file is read-only", str(existing))
     except OSError as e:
-        where = e.filename or folder
-        raise ConfigError(f"results_dir: cannot write to {where} ({e.strerror or type(e).__name__}); pass a "
-                          f"writable folder with --results-dir (make: RESULTS=...) or fix its permissions") from None
+        raise ConfigError(f"results_dir: cannot write to {e.filename or folder} ({e.strerror or type(e).__name__}); "
+                          f"pass a writable folder with --results-dir (make: RESULTS=...) or fix its permissions") \
+            from None
     return folder
 
 

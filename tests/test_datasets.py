@@ -169,6 +169,17 @@ def test_named_dataset_file(tmp_path, monkeypatch):
     assert named_defaults("plants") == {"profile": "quick", "img_size": 96}
 
 
+def test_bare_relative_source_is_next_to_the_datasets_file(tmp_path, monkeypatch):
+    make_image_folder(tmp_path / "exp" / "shapes", n_classes=2, per_class=5)
+    (tmp_path / "exp" / "datasets.yaml").write_text("shapes: {source: shapes}\nnums: {source: digits}\n")
+    monkeypatch.setenv("BENCH_DATASETS", str(tmp_path / "exp" / "datasets.yaml"))
+    monkeypatch.chdir(tmp_path)  # not where the folder is: the file's own folder counts
+    ds = load_dataset("shapes")
+    assert ds.name == "shapes" and ds.root.resolve() == (tmp_path / "exp" / "shapes").resolve()
+    from bench.data.named import named_datasets
+    assert named_datasets()["nums"]["source"] == "digits"  # embedded names are not paths
+
+
 def test_same_basename_in_two_places_gets_two_results_folders(tmp_path):
     results = tmp_path / "results"
     a = make_image_folder(tmp_path / "a" / "photos", n_classes=2, per_class=5, seed=1)

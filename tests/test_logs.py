@@ -105,5 +105,5 @@ def test_unwritable_results_folder_is_one_config_error(tmp_path):
     (tmp_path / "a_file").write_text("not a folder")
     with pytest.raises(ConfigError, match=r"results_dir: cannot write to .*a_file.*--results-dir"):
         check_writable(tmp_path / "a_file" / "results")
-    assert check_writable(tmp_path / "new" / "results").is_dir()
-    assert os.listdir(tmp_path / "new" / "results") == [], "the write probe is removed"
+    check_writable(tmp_path / "new" / "results")
+    assert os.listdir(tmp_path) == ["a_file"], "the check leaves nothing behind, not even the folder"

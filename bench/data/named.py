@@ -52,9 +52,10 @@ def _read_named(path: Path, _mtime: int) -> dict[str, dict]:
         if "size" in entry and not (isinstance(entry["size"], int) and entry["size"] >= 32):
             raise ConfigError(f"{where}: size must be a whole number of pixels >= 32, got {entry['size']!r}")
         src = str(entry["source"])
+        beside = path.parent / Path(src).expanduser()  # absolute sources stay as they are
         looks_like_path = "/" in src or src.startswith((".", "~")) or Path(src).suffix.lower() in TABLE_EXTS
-        if looks_like_path:
-            src = str((path.parent / Path(src).expanduser()).resolve())
+        if looks_like_path or (src not in EMBEDDED and beside.exists()):  # a bare `shapes` folder next to the file
+            src = str(beside.resolve())
         out[str(name)] = {**entry, "source": src}
     return out
 

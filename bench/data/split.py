@@ -54,28 +54,29 @@ def own_split(items: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def load_or_make_split(ds: Dataset, cfg: RunConfig, results_dir: Path | None = None) -> tuple[pd.DataFrame, str]:
+def load_or_make_split(ds: Dataset, cfg: RunConfig, results_dir: Path | None = None,
+                       write: bool = True) -> tuple[pd.DataFrame, str]:
     """The split file next to the dataset's results: made once, then reused by every architecture and subsample.
-    A split file made on other data is an error, never a silent mismatch. Returns (split, split hash)."""
+    A split file made on other data is an error, never a silent mismatch. Returns (split, split hash). `write=False`
+    (a dry run) reads a saved split but does not save a new one: the same split and hash, nothing written."""
     if ds.own_split and cfg.fold != 0:
         raise ConfigError(f"fold: {ds.name} comes with its own train/validation split, so there are no k folds to "
-                          f"choose from; use fold 0 (n_folds is ignored for it)")
+                          f"choose from; use fold 0 (n_folds is ignored for it; in an experiment file, leave out "
+                          f"`folds:`)")
     path = split_path(Path(results_dir or cfg.results_dir), ds, cfg)
     meta_path = path.with_suffix(".json")
+    if not write:
+        if path.exists():  # the metadata is written first, so a reader without the lock never sees it missing
+            return read_split(path, ds)
+        df = own_split(ds.items) if ds.own_split else compute_split(ds.items, cfg.n_folds, cfg.split_seed)
+        return df, _hash(df.to_csv(index=False).encode())
     path.parent.mkdir(parents=True, exist_ok=True)
     # Check-and-create under one lock: a process starting on the same new dataset at the same moment must not read
     # the split file before its metadata exists (that reads as "files changed"). The metadata is written first as
     # well, so even a reader that takes no lock never sees the split without it.
     with locked(path):
         if path.exists():
-            meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-            if meta.get("fingerprint") != ds.fingerprint:
-                raise ConfigError(
-                    f"split: {path} was made for dataset fingerprint {meta.get('fingerprint', '?')} but {ds.root} is "
-                    f"now {ds.fingerprint} (files changed). Results across the change are not comparable: move "
-                    f"{path.parent} aside (or delete the split file) to start a new split")
-            data = path.read_bytes()
-            return pd.read_csv(io.BytesIO(data), keep_default_na=False, dtype={"label": str}), _hash(data)
+            return read_split(path, ds)
         df = own_split(ds.items) if ds.own_split else compute_split(ds.items, cfg.n_folds, cfg.split_seed)
         data = df.to_csv(index=False).encode()
         atomic_write(meta_path, json.dumps({"fingerprint": ds.fingerprint, "split_seed": cfg.split_seed,
@@ -83,6 +84,19 @@ def load_or_make_split(ds: Dataset, cfg: RunConfig, results_dir: Path | None = N
                                              "n_items": len(df)}, indent=1).encode())
         atomic_write(path, data)
     return df, _hash(data)
+
+
+def read_split(path: Path, ds: Dataset) -> tuple[pd.DataFrame, str]:
+    """A saved split file and its hash, checked against the dataset's fingerprint in its metadata."""
+    meta_path = path.with_suffix(".json")
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    if meta.get("fingerprint") != ds.fingerprint:
+        raise ConfigError(
+            f"split: {path} was made for dataset fingerprint {meta.get('fingerprint', '?')} but {ds.root} is "
+            f"now {ds.fingerprint} (files changed). Results across the change are not comparable: move "
+            f"{path.parent} aside (or delete the split file) to start a new split")
+    data = path.read_bytes()
+    return pd.read_csv(io.BytesIO(data), keep_default_na=False, dtype={"label": str}), _hash(data)
 
 
 def _hash(data: bytes) -> str:

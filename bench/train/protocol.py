@@ -9,7 +9,7 @@ from pathlib import Path
 from ..config import RunConfig
 from ..logs import append_rows, epoch_callback
 from .prepare import Prepared, prepare
-from .record import (INDEX_FIELDS, MOMS, base_row, check_finite, device_name, final_metrics, index_path,
+from .record import (INDEX_FIELDS, MOMS, base_row, check_trained, device_name, final_metrics, index_path,
                      now_attempt, one_line)
 
 
@@ -48,7 +48,7 @@ def run(cfg: RunConfig, prepared: Prepared | None = None) -> dict:
         if logger.rows:  # images really trained / seconds of training batches (validation not counted)
             row["train_img_per_s"] = round(logger.train_images / max(logger.train_seconds, 1e-9), 2)
             row.update(final_metrics(logger.rows))
-        check_finite(row)
+        check_trained(logger.rows, logger.train_images)  # no ok row without training, nor with a NaN/inf loss
     except BaseException as e:
         row.update(status="failed", error=one_line(e))
         row["timestamp"] = datetime.now(timezone.utc).isoformat(timespec="seconds")

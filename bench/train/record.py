@@ -54,10 +54,17 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
-def check_finite(row: dict) -> None:
-    loss = row.get("final_valid_loss")
-    if loss is not None and not math.isfinite(float(loss)):
-        raise NonFiniteLoss(f"valid loss is {loss} after training (diverged; lower the learning rate)")
+def check_trained(epochs: list[dict], train_images: int) -> None:
+    """A run is `ok` only if it trained: at least one training batch ran, and every epoch's train and valid loss
+    is finite (a NaN in any epoch, even one that recovered, means the numbers are not the protocol's)."""
+    if not epochs or train_images <= 0:
+        raise NonFiniteLoss("no training batch ran (fewer training images than one batch?); nothing was trained")
+    for r in epochs:
+        for name in ("train_loss", "valid_loss"):
+            v = r.get(name)
+            if v is None or not math.isfinite(float(v)):
+                raise NonFiniteLoss(f"{name.replace('_', ' ')} is {v} in epoch {r['epoch']} (phase {r['phase']}): "
+                                    f"training diverged; lower the learning rate")
 
 
 def final_metrics(rows: list[dict]) -> dict:

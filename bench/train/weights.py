@@ -137,6 +137,29 @@ def load_from_file(spec: ArchSpec, path: Path) -> tuple[nn.Module, str]:
     return model, f"file:{path.resolve()}#sha256:{_sha256(path)[:16]}"
 
 
+def unavailable(spec: ArchSpec) -> str | None:
+    """Why the library's pretrained weights for `spec` cannot be had here (none published, or no cache and no
+    network), or None when they can be loaded."""
+    if spec.weights_tag is None:
+        return f"{spec.source} publishes no ImageNet weights for {spec.name}"
+    host = CACHES[spec.source][1]
+    if cached_file(spec) is None and not online(host):
+        return (f"no cached weights for {spec.name} and {host} is unreachable (offline?); put a state dict in the "
+                f"library cache or pass --weights FILE")
+    return None
+
+
+def check_weights(spec: ArchSpec, mode: str = "auto", weights: str | None = None) -> None:
+    """Before any work: a `weights` path without a file for `spec`, or pretrained=true with no weights to be had, is
+    a WeightsError (one line, exit 2, no row), not a failed run found at training time."""
+    if weights:
+        find_weights_file(spec, weights)
+    elif mode == "true":
+        reason = unavailable(spec)
+        if reason:
+            raise WeightsError(f"pretrained: {reason}")
+
+
 def load_model(spec: ArchSpec, mode: str = "auto", weights: str | None = None) -> tuple[nn.Module, str]:
     """Build the full library model; returns (model, what was really used)."""
     if weights:
@@ -144,24 +167,17 @@ def load_model(spec: ArchSpec, mode: str = "auto", weights: str | None = None) -
     if mode == "false":
         return spec.build(False), "random"
     used = f"{spec.source}:{spec.weights_tag}"
-    if spec.weights_tag is None:
-        reason = f"{spec.source} publishes no ImageNet weights for {spec.name}"
-    else:
-        host = CACHES[spec.source][1]
+    reason = unavailable(spec)
+    if reason is None:
         cached = cached_file(spec)
-        if cached is None and not online(host):
-            reason = (f"no cached weights for {spec.name} and {host} is unreachable (offline?); put a state dict "
-                      f"in the library cache or pass --weights FILE")
-        else:
-            try:
-                if spec.source == "timm" and cached is not None:
-                    os.environ["HF_HUB_OFFLINE"] = "1"  # cache hit: skip timm's online revalidation
-                    hf_offline(True)
-                return spec.build(True), used + (" (cache)" if cached else "")
-            except Exception as e:  # network failure mid-download, corrupt cache file, ...
-                reason = f"loading pretrained {spec.name} failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+        try:
+            if spec.source == "timm" and cached is not None:
+                os.environ["HF_HUB_OFFLINE"] = "1"  # cache hit: skip timm's online revalidation
+                hf_offline(True)
+            return spec.build(True), used + (" (cache)" if cached else "")
+        except Exception as e:  # network failure mid-download, corrupt cache file, ...
+            reason = f"loading pretrained {spec.name} failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
     if mode == "true":
         raise WeightsError(f"pretrained: {reason}")
     warnings.warn(f"pretrained=auto: {reason}; training {spec.name} from random init", stacklevel=2)
     return spec.build(False), "random"
-
