@@ -65,6 +65,13 @@ def test_unwritable_results_folder_is_one_line(capsys, tmp_path):
     assert len(err) == 1 and err[0].startswith("bench: error: results_dir: cannot write to "), err
 
 
+def test_speed_checks_the_results_folder_before_measuring(capsys, tmp_path):
+    (tmp_path / "file").write_text("a file where a folder should be")
+    assert main(["speed", "--arch", "resnet18", "--results-dir", str(tmp_path / "file" / "results")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bench: error: results_dir: cannot write to "), err
+
+
 def test_fewer_training_images_than_a_batch_is_refused(tiny_folder, capsys, tmp_path):
     """fastai drops the incomplete last batch: 24 training images at batch 64 would train on nothing."""
     results = tmp_path / "results"

@@ -159,12 +159,13 @@ def test_changed_dataset_makes_the_old_split_an_error(tmp_path):
         load_or_make_split(load_dataset(str(root)), cfg)
 
 
-def test_random_init_warning_still_shows_after_scanning_a_new_dataset(tmp_path):
+def test_random_init_warning_still_shows_after_scanning_a_new_dataset(tmp_path, monkeypatch):
     """The scan decodes in threads; a warnings filter changed there (catch_warnings is not thread-safe) used to stay
     as "ignore everything" and swallow the pretrained=auto fallback warning of the run that followed."""
     import warnings
     from bench.train.archs import get_arch
     from bench.train.weights import load_model
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-weights"))  # other tests may have cached resnet18's
     root = make_image_folder(tmp_path / "new", n_classes=2, per_class=300, size=64)
     before = list(warnings.filters)
     load_dataset(str(root))  # a new dataset: every file decoded by the worker threads
