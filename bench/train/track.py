@@ -33,6 +33,7 @@ FINAL = ("final_accuracy", "best_accuracy", "best_epoch", "final_top_k", "final_
 TAGS = ("run_id", "attempt", "status", "error", "experiment", "arch", "family", "source", "dataset",
         "dataset_fingerprint", "split_hash", "weights_used", "device", "memory_format", "precision", "threads",
         "git_sha", "host", "python", "torch", "torchvision", "fastai", "timm")
+STATUS = {"ok": "FINISHED", "interrupted": "KILLED"}  # bench's row status -> MLflow's run status (else FAILED)
 # A dead server should cost seconds, not MLflow's default of 7 retries with backoff (minutes); the user's own
 # settings of these variables win.
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
@@ -110,8 +111,8 @@ class MlflowTracker(Callback):
                 fn(*args)
         except Exception as e:  # noqa: BLE001 (any failure of the side channel: warn once, never fail the run)
             self.stopped = True
-            warnings.warn(f"MLflow tracking stopped for run {self.row.get('run_id')} ({self.uri}): {one_line(e)}; "
-                          "the run goes on and its rows are kept in the results folder")
+            warnings.warn(f"MLflow tracking stopped for run {self.row.get('run_id')}: {self.uri} failed "
+                          f"({one_line(root_cause(e))}); the run goes on and its rows are kept in the results folder")
 
     def _start(self) -> None:
         for k, v in HTTP_DEFAULTS.items():
@@ -154,7 +155,7 @@ class MlflowTracker(Callback):
         self.client.log_text(run_id, encode_rows(self.rows, EPOCH_FIELDS, header=True).decode(),
                              f"epochs/{row['run_id']}.csv")
         self.client.log_dict(run_id, {k: v for k, v in row.items() if v is not None}, "run.json")
-        self.client.set_terminated(run_id, "FINISHED" if row.get("status") == "ok" else "FAILED")
+        self.client.set_terminated(run_id, STATUS.get(row.get("status"), "FAILED"))
         if console_mode() != "off":
             print(f"bench: tracked in MLflow as run {run_id} of experiment {experiment_name(self.cfg)!r} at "
                   f"{self.uri}", file=sys.stderr, flush=True)
@@ -166,6 +167,15 @@ class MlflowTracker(Callback):
         if sha:
             tags["mlflow.source.git.commit"] = sha  # MLflow's own tag: shown in its UI
         return tags
+
+
+def root_cause(e: BaseException) -> BaseException:
+    """The innermost exception (`Connection refused`, not MLflow's and requests' wrappers around it)."""
+    seen = {id(e)}
+    while (nxt := e.__cause__ or e.__context__) is not None and id(nxt) not in seen:
+        seen.add(id(nxt))
+        e = nxt
+    return e
 
 
 def _number(v) -> bool:
