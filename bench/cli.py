@@ -13,7 +13,7 @@ from .config import ALIASES, PROFILES, ConfigError, RunConfig
 from .logs import quiet_libraries
 
 # Subcommands contributed by other modules: each exposes add_cli(subparsers) and keeps heavy imports in its handler.
-PLUGINS = ("bench.sweep.cli", "bench.report.build", "bench.train.speed")
+PLUGINS = ("bench.sweep.cli", "bench.report.build", "bench.train.speed", "bench.train.show")
 OWN_COMMANDS = ("run", "list")
 
 

@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,47 +19,79 @@ class ConfigError(ValueError):
     """A user mistake in a configuration value: printed as one line, exit code 2."""
 
 
+def _setting(group: str):
+    """A RunConfig field with its `bench run --help` text: what it is, its unit; the CLI adds choices, range and
+    defaults from the tables below. `group` is the help section (the dataclass's sections)."""
+    def make(default: Any, help: str, unit: str | None = None) -> Any:
+        return field(default=default, metadata={"group": group, "help": help, **({"unit": unit} if unit else {})})
+    return make
+
+
+_what, _data, _protocol, _optim, _execution = map(_setting, ("what to train", "data", "protocol", "optimizer",
+                                                             "execution"))
+
+
 @dataclass(frozen=True)
 class RunConfig:
     # --- what to train
-    arch: str = "resnet18"
-    dataset: str = "digits"          # a registered name, a folder, a CSV/parquet file or a fastai URLs name
-    head: str = "custom"             # custom (the article's) | fastai (fastai's create_head)
-    layer_groups: str = "default"    # default (library split) | custom (stem / rest of body / head)
-    pretrained: str = "auto"         # auto (fall back to random init, with a warning) | true | false
-    weights: str | None = None       # local state-dict file or a folder of them
+    arch: str = _what("resnet18", "architecture: a registry name (`bench list`) or timm:<any timm model>")
+    dataset: str = _what("digits", "the images: a name from experiments/datasets.yaml, a folder of class folders, a "
+                         "path,label[,is_valid] CSV/TSV/parquet table, a fastai URLs name, or digits (embedded)")
+    head: str = _what("fastai", "classifier head on the body's features: fastai = fastai's create_head (its "
+                      "BatchNorms start with bias 1e-3; the article's main runs), manual = the same layers built by "
+                      "hand with plain nn.BatchNorm1d (bias 0; the article's manual-head runs)")
+    layer_groups: str = _what("default", "parameter groups for phase 2's discriminative learning rates: default = "
+                              "fastai's split (ResNets/xResNets: fastai's own; others: body / head), custom = the "
+                              "author's stem + first two stages / rest of the body / head (`bench show ARCH`)")
+    pretrained: str = _what("auto", "ImageNet weights from the library (online or its cache): auto falls back to "
+                            "random init with a warning, true fails instead, false trains from random init")
+    weights: str | None = _what(None, "a local state-dict file (.pth/.pt/.safetensors) of the library's full model, "
+                                "or a folder holding <arch>.pth or the library's own file name")
+    activation: str = _what("relu", "activation of an xresnet body (fastai's act_cls): relu, or mish (fastai's Mish, "
+                            "the article's SOTA xResNet); xresnet family only")
+    self_attention: bool = _what(False, "fastai's SimpleSelfAttention in an xresnet body (sa=True, the article's "
+                                 "SOTA xResNet); xresnet family only")
     # --- data (the article's protocol)
-    img_size: int = 224              # px, side of the training crop after aug_transforms
-    item_size: int = 512             # px, RandomResizedCrop item transform before batching
-    min_scale: float = 0.7           # RandomResizedCrop min_scale
-    presize: bool = True             # decode + shrink each image once (shorter side item_size px) into a cache
-    batch_size: int = 64             # images per batch
-    pct_images: float = 0.25         # fraction of each class (first files in sorted order), 0 < p <= 1
-    split_seed: int = 101            # StratifiedKFold random_state
-    n_folds: int = 5                 # StratifiedKFold n_splits; fold `fold` is the validation set
-    fold: int = 0
+    img_size: int = _data(224, "side of the training crop after aug_transforms (batch transform)", "px")
+    item_size: int = _data(512, "RandomResizedCrop item transform before batching; the article's 512 whatever "
+                           "img_size is; an explicit img_size above it raises it to img_size", "px")
+    min_scale: float = _data(0.7, "RandomResizedCrop min_scale: smallest share of the image area an item crop keeps")
+    presize: bool = _data(True, "decode and shrink each image once (shorter side item_size px) into a cache that "
+                          "every architecture reuses")
+    batch_size: int = _data(64, "images per training batch (fastai drops the last partial one)", "images")
+    pct_images: float = _data(0.25, "share of each class used, int(pct * n) first files in sorted order (the "
+                              "article's subsample)")
+    split_seed: int = _data(101, "StratifiedKFold random_state of the train/valid split (saved once per dataset)")
+    n_folds: int = _data(5, "StratifiedKFold n_splits; fold `fold` is the validation set")
+    fold: int = _data(0, "which fold of the split is the validation set (0-based)")
     # --- the two-phase protocol
-    head_epochs: int = 10            # phase 1: body frozen (except BatchNorm)
-    head_lr: float = 1e-2            # phase 1 fit_one_cycle lr_max
-    ft_epochs: int = 10              # phase 2: unfrozen
-    ft_lr_min: float = 1e-5          # phase 2 lr_max=slice(ft_lr_min, ft_lr_max)
-    ft_lr_max: float = 1e-4
+    head_epochs: int = _protocol(10, "phase 1: body frozen (BatchNorm still training), fit_one_cycle epochs", "epochs")
+    head_lr: float = _protocol(1e-2, "phase 1: fit_one_cycle lr_max, the same for every group")
+    ft_epochs: int = _protocol(10, "phase 2: whole model unfrozen, fit_one_cycle epochs", "epochs")
+    ft_lr_min: float = _protocol(1e-5, "phase 2: lr_max=slice(ft_lr_min, ft_lr_max), the first parameter group's lr "
+                                 "(fastai spreads the slice geometrically over the groups)")
+    ft_lr_max: float = _protocol(1e-4, "phase 2: the last parameter group's (the head's) lr_max")
+    loss: str = _protocol("cross_entropy", "loss: cross_entropy = fastai's default for labels (CrossEntropyLossFlat), "
+                          "label_smoothing = fastai's LabelSmoothingCrossEntropy (eps 0.1; the article's SOTA xResNet)")
+    top_k: int = _protocol(5, "k of the top-k accuracy metric (capped at n_classes - 1)")
     # --- optimizer: fastai Adam; fit_one_cycle overrides mom with its own .95-.85-.95 schedule
-    adam_mom: float = 0.9
-    sqr_mom: float = 0.99
-    eps: float = 1e-5
-    wd: float = 0.01                 # decoupled (AdamW-style)
-    top_k: int = 5
+    adam_mom: float = _optim(0.9, "fastai Adam's mom (beta1); fit_one_cycle replaces it by its .95-.85-.95 schedule")
+    sqr_mom: float = _optim(0.99, "fastai Adam's sqr_mom (beta2)")
+    eps: float = _optim(1e-5, "fastai Adam's eps, added to the denominator for stability")
+    wd: float = _optim(0.01, "weight decay, decoupled (AdamW-style; fastai's decouple_wd=True)")
     # --- execution
-    seed: int = 42
-    num_workers: int | None = None   # DataLoader processes; auto (None): 0 on a CPU (fastest on 2 cores), fastai's
-                                     # defaults.cpus on CUDA (bench/train/fastpath.py)
-    precision: str = "fp32"          # fp32 | bf16 | fp16 (fp16/bf16 via fastai mixed precision)
-    channels_last: str = "auto"      # auto (the memory format measured faster on this device class) | true | false
-    device: str = "auto"             # auto | cpu | cuda | cuda:N
-    results_dir: str = "results"
-    experiment: str = ""             # sweep name, recorded in the index
-    on_bad_image: str = "skip"       # skip | fail
+    seed: int = _execution(101, "seeds python, numpy and torch before data and model are built (the article's 101)")
+    num_workers: int | None = _execution(None, "DataLoader worker processes; auto = 0 on a CPU (fastest on 2 cores), "
+                                         "fastai's defaults.cpus on CUDA")
+    precision: str = _execution("fp32", "training precision; bf16/fp16 through fastai's mixed precision")
+    channels_last: str = _execution("auto", "channels_last memory format; auto = the format measured faster on this "
+                                    "device class")
+    device: str = _execution("auto", "where to train: auto (CUDA if present), cpu, cuda or cuda:N")
+    results_dir: str = _execution("results", "folder of runs.csv, per-epoch logs, splits and reports")
+    experiment: str = _execution("", "sweep name recorded in the index (set by bench sweep)")
+    on_bad_image: str = _execution("skip", "an unreadable image: skip it (listed in bad_images.csv) or fail")
+    track: str = _execution("none", "also log the run to MLflow (MLFLOW_TRACKING_URI, else a local store in "
+                            "results_dir); the CSVs stay the record")
 
     def replace(self, **kw: Any) -> "RunConfig":
         return make_config(base=self, **kw)
@@ -74,15 +106,18 @@ class RunConfig:
 
 
 # Fields that do not change the numbers a run produces.
-_NOT_IDENTITY = {"results_dir", "experiment", "num_workers", "on_bad_image", "device"}
+_NOT_IDENTITY = {"results_dir", "experiment", "num_workers", "on_bad_image", "device", "track"}
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "head": ("custom", "fastai"),
+    "head": ("fastai", "manual"),
     "layer_groups": ("default", "custom"),
     "pretrained": ("auto", "true", "false"),
     "precision": ("fp32", "bf16", "fp16"),
     "channels_last": ("auto", "true", "false"),
     "on_bad_image": ("skip", "fail"),
+    "activation": ("relu", "mish"),
+    "loss": ("cross_entropy", "label_smoothing"),
+    "track": ("none", "mlflow"),
 }
 
 # (min, max, inclusive-min) per numeric field; None = unbounded.
@@ -150,7 +185,18 @@ def _coerce(name: str, value: Any) -> Any:
         raise ConfigError(f"{name}: expected {kind}, got {value!r}") from None
 
 
+# Old values that now mean something else: a clear error instead of a silently different experiment.
+RENAMED = {("head", "custom"): "head: 'custom' is now called 'manual' (the hand-built head with plain BatchNorm1d); "
+                               "the default 'fastai' is fastai's create_head, as in the article's main runs"}
+
+# activation / self_attention are arguments of fastai's xresnet constructor: other families have no such switch.
+XRESNET = re.compile(r"xresnet\d+(_sa)?")
+
+
 def validate(cfg: RunConfig) -> RunConfig:
+    for (name, old), message in RENAMED.items():
+        if getattr(cfg, name) == old:
+            raise ConfigError(message)
     for name, allowed in CHOICES.items():
         v = getattr(cfg, name)
         if v not in allowed:
@@ -172,6 +218,10 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"fold: {cfg.fold} must be < n_folds ({cfg.n_folds})")
     if cfg.ft_lr_min > cfg.ft_lr_max:
         raise ConfigError(f"ft_lr_min ({cfg.ft_lr_min:g}) must be <= ft_lr_max ({cfg.ft_lr_max:g})")
+    if (cfg.activation != "relu" or cfg.self_attention) and not XRESNET.fullmatch(cfg.arch):
+        what = f"activation={cfg.activation}" if cfg.activation != "relu" else "self_attention=true"
+        raise ConfigError(f"{what}: only the xresnet family (fastai's xresnet act_cls/sa) has this switch, not "
+                          f"{cfg.arch}; use an xresnet arch or leave activation=relu, self_attention=false")
     if cfg.item_size < cfg.img_size:
         raise ConfigError(f"item_size ({cfg.item_size}) must be >= img_size ({cfg.img_size}): the item crop "
                           "is cut down to img_size on the batch; raise ITEM_SIZE or lower SIZE")
@@ -183,6 +233,7 @@ def make_config(profile: str | None = None, base: RunConfig | None = None, **ove
     if profile is not None and profile not in PROFILES:
         raise ConfigError(f"profile: {profile!r} is not one of {', '.join(PROFILES)}")
     values: dict[str, Any] = dict(PROFILES[profile]) if profile else {}
+    given: set[str] = set()  # fields set by `overrides` (not by the profile)
     # aliases first, so a specific field wins over the shortcut that also sets it (EPOCHS=5 HEAD_EPOCHS=2 -> 2+5)
     for key, value in sorted(overrides.items(), key=lambda kv: kv[0] not in ALIASES):
         if value is None and key != "weights":
@@ -195,9 +246,12 @@ def make_config(profile: str | None = None, base: RunConfig | None = None, **ove
                 hint = f" (did you mean {', '.join(close)}?)" if close else ""
                 raise ConfigError(f"unknown setting {key!r}{hint}")
             values[t] = _coerce(t, value)
-    # An explicit img_size without item_size keeps the article's item/crop ratio (512/224).
-    if "img_size" in values and "item_size" not in values:
-        values["item_size"] = max(values["img_size"], round(values["img_size"] * 512 / 224))
+            given.add(t)
+    # The item crop stays the article's 512 (or the profile's) whatever img_size is, as in its 448-px run; an
+    # explicit img_size above it raises it, so `--size` never trips over the profile's item size.
+    if "img_size" in given and "item_size" not in given:
+        item = values.get("item_size", base.item_size if base else RunConfig.item_size)
+        values["item_size"] = max(item, values["img_size"])
     cfg = dataclasses.replace(base, **values) if base else RunConfig(**values)
     return validate(cfg)
 

@@ -1,12 +1,12 @@
 """Every registry entry: builds, cuts to a body that takes small images, gets a head with n_classes outputs, and
-its parameter groups cover every parameter exactly once."""
+its parameter groups cover every parameter exactly once. (Which parameters each group holds: test_fidelity.py.)"""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from bench.train.archs import REGISTRY, count_params_1k, get_arch
-from bench.config import ConfigError, make_config
+from bench.config import ConfigError
 from bench.train.heads import HEADS, make_head
 from bench.train.learner import num_features, param_groups
 
@@ -14,7 +14,10 @@ NAMES = sorted(REGISTRY) + ["timm:resnet10t"]
 
 # Published parameter counts (library docs / papers) with a 1000-class head.
 PUBLISHED = {"resnet18": 11_689_512, "resnet50": 25_557_032, "resnet152": 60_192_808,
-             "seresnet50": 28_088_024, "resnext50_32x4d": 25_028_904, "tf_efficientnet_b3": 12_233_232}
+             "seresnet50": 28_088_024, "resnext50_32x4d": 25_028_904, "tf_efficientnet_b3": 12_233_232,
+             # pytorchcv's model table (imgclsmob): the article's smaller and "b" SE-ResNets
+             "seresnet10": 5_463_332, "seresnet18": 11_778_592, "seresnet26": 18_093_852,
+             "seresnet50b": 28_088_024, "seresnet101b": 49_326_872}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +40,7 @@ def built():
 def test_build_forward_and_groups(name, built):
     spec, n_full, body, nf = built(name)
     assert count_params_1k(spec) == n_full  # the meta-device count is the real one
-    model = torch.nn.Sequential(body, make_head("custom", nf, 7)).eval()
+    model = torch.nn.Sequential(body, make_head("fastai", nf, 7)).eval()
     with torch.no_grad():
         out = model(torch.randn(2, 3, 64, 64))
     assert out.shape == (2, 7)
@@ -48,7 +51,7 @@ def test_build_forward_and_groups(name, built):
         assert sorted(ids) == sorted(all_ids), f"{kind} split must cover each parameter exactly once"
         assert len(ids) == len(set(ids))
         assert [id(p) for p in groups[-1]] == [id(p) for p in model[1].parameters()], "last group is the head"
-    assert len(param_groups(model, spec, "custom")) == 3, "custom split is stem / rest of body / head"
+    assert len(param_groups(model, spec, "custom")) == 3, "custom split is stem + 2 stages / rest of body / head"
 
 
 @pytest.mark.parametrize("name,count", sorted(PUBLISHED.items()))
@@ -70,14 +73,18 @@ def test_heads(kind):
     assert head.eval()(torch.randn(2, 64, 3, 3)).shape == (2, 5)
 
 
-def test_article_head_layout():
-    head = make_head("custom", 32, 9)
-    kinds = [type(m).__name__ for m in head]
+def test_manual_head_has_fastais_layers():
+    """The article's manual head is create_head's layer stack built by hand: same types, shapes and dropout."""
+    manual, auto = make_head("manual", 32, 9), make_head("fastai", 32, 9)
+    kinds = [type(m).__name__ for m in manual]
     assert kinds == ["AdaptiveConcatPool2d", "Flatten", "BatchNorm1d", "Dropout", "Linear", "ReLU", "BatchNorm1d",
                      "Dropout", "Linear"]
-    assert head[4].in_features == 64 and head[4].out_features == 512 and head[4].bias is None
-    assert head[-1].out_features == 9 and head[-1].bias is None
-    assert head[3].p == 0.25 and head[7].p == 0.5
+    assert kinds == [type(m).__name__ for m in auto]
+    assert {k: v.shape for k, v in manual.state_dict().items()} == {k: v.shape for k, v in auto.state_dict().items()}
+    assert manual[4].in_features == 64 and manual[4].out_features == 512 and manual[4].bias is None
+    assert manual[-1].out_features == 9 and manual[-1].bias is None
+    assert [m.p for m in manual if isinstance(m, torch.nn.Dropout)] == [0.25, 0.5] == \
+        [m.p for m in auto if isinstance(m, torch.nn.Dropout)]
 
 
 def test_unknown_arch_suggests():
@@ -85,8 +92,3 @@ def test_unknown_arch_suggests():
         get_arch("resnet5O")
     with pytest.raises(ConfigError, match="not a timm model"):
         get_arch("timm:definitely_not_a_model")
-
-
-def test_config_accepts_every_registry_name():
-    for name in REGISTRY:
-        assert make_config(arch=name).arch == name

@@ -3,11 +3,18 @@
 Each library gets one small factory; the registry itself is a table of one-liners, as in fastai's xresnet.py. Every
 builder returns the library's *full* ImageNet model (1000-class head) so parameter counts match published figures and
 pretrained state dicts load strictly; `spec.body(model)` then cuts the pooling/classifier tail off.
+
+Two parameter splits per architecture (the head is always the last group):
+- `default`: fastai's own split: `_resnet_split` (body[:6] / body[6:]) for torchvision ResNets, `_xresnet_split`
+  (body[:3] / body[3:]) for xResNets, both from fastai's `model_meta`; body / head (`default_split`) otherwise.
+- `custom`: the author's: stem + the first two stages / the rest of the body. pytorchcv `features[:3]` (init block,
+  stage 1, stage 2) and geffnet `as_sequential()[:7]` (stem and block stages 0-3) are the article's; torchvision
+  ResNets (body[:6], which equals fastai's split), xResNets (body[:6]: stem, pool, stages 1-2) and timm (stem + two
+  stage groups of timm's `group_matcher`) follow the same rule.
 """
 from __future__ import annotations
 
 import os
-import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from difflib import get_close_matches
@@ -19,6 +26,58 @@ from ..config import ConfigError
 if TYPE_CHECKING:  # torch is imported where models are built: `bench list` reads the registry without it
     from torch import nn
 
+# One dict per parameter group of the body: body-relative parameter name -> parameter, in model order.
+Groups = list[dict[str, "nn.Parameter"]]
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Body children [:at] / [at:], as fastai's splitters do (`m[0][:6], m[0][6:]`); `at=None`: the whole body."""
+    at: int | None = None
+
+    def __call__(self, body: nn.Module) -> Groups:
+        kids = list(body.named_children())
+        parts = [kids] if self.at is None else [kids[:self.at], kids[self.at:]]
+        return [{f"{name}.{n}": p for name, child in part for n, p in child.named_parameters()} for part in parts]
+
+    def __str__(self) -> str:
+        return "body" if self.at is None else f"body[:{self.at}] / body[{self.at}:]"
+
+
+@dataclass(frozen=True)
+class WholeBody:
+    """The whole body in one group (fastai's `default_split` for models it has no metadata for), any module."""
+
+    def __call__(self, body: nn.Module) -> Groups:
+        return [dict(body.named_parameters())]
+
+    def __str__(self) -> str:
+        return "body"
+
+
+@dataclass(frozen=True)
+class TimmStages:
+    """timm's own coarse groups (`group_matcher(coarse=True)`: stem, then one per stage): the first `lead` of them
+    (stem + two stages) / the rest of the body; models without a matcher use their first top-level modules."""
+    lead: int = 3
+
+    def __call__(self, body: nn.Module) -> Groups:
+        named = dict(body.named_parameters())
+        if hasattr(body, "group_matcher"):
+            from timm.models import group_parameters
+            ids = group_parameters(body, body.group_matcher(coarse=True))
+            first = {n for gid in sorted(ids)[:self.lead] for n in ids[gid]}
+        else:
+            tops = list(OrderedDict.fromkeys(n.split(".")[0] for n in named))[:self.lead]
+            first = {n for n in named if n.split(".")[0] in tops}
+        return [{n: p for n, p in named.items() if n in first}, {n: p for n, p in named.items() if n not in first}]
+
+    def __str__(self) -> str:
+        return f"first {self.lead} of timm's group_matcher(coarse=True) groups (stem + stages) / rest of body"
+
+
+Split = Callable[["nn.Module"], Groups]
+
 
 @dataclass(frozen=True)
 class ArchSpec:
@@ -27,16 +86,18 @@ class ArchSpec:
     source: str                     # torchvision | fastai | pytorchcv | geffnet | timm
     build: Callable[[bool], nn.Module]          # build(pretrained) -> full 1000-class model
     cut: Callable[[nn.Module], nn.Module]       # full model -> body (feature map out)
-    stem: str | Callable[[nn.Module], str]      # regex over body parameter names: stem group (custom split)
-    default_split: tuple[str, ...] = ()         # regexes: leading body groups of the library's own split
+    default_split: Split = WholeBody()          # fastai's split of the body (see the module docstring)
+    custom_split: Split = WholeBody()           # the author's: stem + first two stages / rest of the body
     weights_tag: str | None = "imagenet"        # what "pretrained" loads; None: the library has no such weights
     notes: str = ""
+    # (activation, self_attention) -> the spec of that variant; None: the library has no such switches
+    variant: Callable[[str, bool], "ArchSpec"] | None = None
 
     def body(self, model: nn.Module) -> nn.Module:
         return self.cut(model)
 
-    def stem_pattern(self, body: nn.Module) -> str:
-        return self.stem(body) if callable(self.stem) else self.stem
+    def split(self, kind: str) -> Split:
+        return self.default_split if kind == "default" else self.custom_split
 
 
 REGISTRY: dict[str, ArchSpec] = {}
@@ -65,28 +126,36 @@ def _tv_build(name: str, pretrained: bool) -> nn.Module:
 
 
 def tv_resnet(name: str) -> ArchSpec:
-    # fastai's _resnet_split: (conv1..layer2) / (layer3, layer4) / head
+    # fastai's _resnet_split cuts after layer2 (conv1, bn1, relu, maxpool, layer1, layer2): stem + two stages already
     return ArchSpec(name, "resnet", "torchvision", partial(_tv_build, name), partial(_children, stop=-2),
-                    stem=r"^(conv1|bn1)\.", default_split=(r"^(conv1|bn1|layer1|layer2)\.",),
-                    weights_tag=TV_WEIGHTS)
+                    default_split=Cut(6), custom_split=Cut(6), weights_tag=TV_WEIGHTS)
 
 
 # --- fastai xResNet: one checkpoint (xrn50_940.pth) exists, for xresnet50 only; fastai loads it with strict=False
-# into every depth, which would silently leave most weights random, so other depths report "no weights".
-def _xresnet_build(name: str, sa: bool, pretrained: bool) -> nn.Module:
+# into every depth, which would silently leave most weights random, so other depths report "no weights". Into
+# xresnet50 with self-attention (the article's SOTA run) it loads everything but the attention layers, which the
+# weights tag says.
+def _xresnet_build(name: str, sa: bool, activation: str, pretrained: bool) -> nn.Module:
+    from fastai.layers import Mish
     from fastai.vision.models import xresnet
-    return getattr(xresnet, name)(pretrained=pretrained, sa=sa)
+    act = {"act_cls": Mish} if activation == "mish" else {}  # else fastai's defaults.activation (ReLU)
+    return getattr(xresnet, name)(pretrained=pretrained, sa=sa, **act)
 
 
-def fastai_xresnet(depth: int, sa: bool = False) -> ArchSpec:
+def fastai_xresnet(depth: int, sa: bool = False, activation: str = "relu", name: str | None = None) -> ArchSpec:
     base = f"xresnet{depth}"
-    name = base + ("_sa" if sa else "")
-    has_weights = depth == 50 and not sa
-    # fastai's _xresnet_split: stem (3 ConvLayers) / rest of body / head; body = model[:-4]
-    return ArchSpec(name, "xresnet", "fastai", partial(_xresnet_build, base, sa), partial(_children, stop=-4),
-                    stem=r"^[0-2]\.", default_split=(r"^[0-2]\.",),
-                    weights_tag="xrn50_940" if has_weights else None,
-                    notes="self-attention" if sa else "")
+    name = name or base + ("_sa" if sa else "")
+    tag = ("xrn50_940" + ("+random_sa" if sa else "")) if depth == 50 else None
+    notes = ", ".join([*(["self-attention"] if sa else []), *(["Mish"] if activation == "mish" else [])])
+    # body = model[:-4] (fastai's cut); fastai's _xresnet_split: stem (3 ConvLayers) / rest; custom adds the max
+    # pool and stages 1-2 to the first group
+    return ArchSpec(name, "xresnet", "fastai", partial(_xresnet_build, base, sa, activation),
+                    partial(_children, stop=-4), default_split=Cut(3), custom_split=Cut(6), weights_tag=tag,
+                    notes=notes, variant=partial(_xresnet_variant, depth, sa, name))
+
+
+def _xresnet_variant(depth: int, sa: bool, name: str, activation: str, self_attention: bool) -> ArchSpec:
+    return fastai_xresnet(depth, sa or self_attention, activation, name=name)
 
 
 # --- pytorchcv: model = [features, output]; features ends in a fixed AvgPool2d(7) that breaks other sizes: cut it
@@ -101,8 +170,8 @@ def _ptcv_body(model: nn.Module) -> nn.Sequential:
 
 
 def pytorchcv(name: str, family: str) -> ArchSpec:
-    # no fastai metadata for pytorchcv: fastai's default split is body / head
-    return ArchSpec(name, family, "pytorchcv", partial(_ptcv_build, name), _ptcv_body, stem=r"^init_block\.")
+    # no fastai metadata for pytorchcv: fastai's split is body / head; the author's is features[:3] / features[3:]
+    return ArchSpec(name, family, "pytorchcv", partial(_ptcv_build, name), _ptcv_body, custom_split=Cut(3))
 
 
 # --- geffnet EfficientNets: the article's `as_sequential=True` layout. Built unsequenced first because geffnet's
@@ -118,8 +187,9 @@ def _geffnet_body(model: nn.Module) -> nn.Sequential:
 
 
 def geffnet_effnet(name: str, drop_rate: float) -> ArchSpec:
+    # the author's split: as_sequential()[:7] = conv_stem, bn1, act1, block stages 0-3 / the rest of the body
     return ArchSpec(name, "efficientnet", "geffnet", partial(_geffnet_build, name, drop_rate), _geffnet_body,
-                    stem=r"^[01]\.", notes=f"drop_rate={drop_rate}, drop_connect_rate=0.2")
+                    custom_split=Cut(7), notes=f"drop_rate={drop_rate}, drop_connect_rate=0.2")
 
 
 # --- timm, for anything nobody registered: `timm:<model name>`
@@ -133,24 +203,16 @@ def _timm_body(model: nn.Module) -> nn.Module:
     return model
 
 
-def _timm_stem(body: nn.Module) -> str:
-    matcher = body.group_matcher(coarse=True) if hasattr(body, "group_matcher") else {}
-    stem = matcher.get("stem") if isinstance(matcher, dict) else None
-    if isinstance(stem, str):
-        return stem
-    first = next(n for n, _ in body.named_parameters()).split(".")[0]
-    return rf"^{re.escape(first)}\."
-
-
 def timm_arch(name: str) -> ArchSpec:
-    return ArchSpec(f"timm:{name}", "timm", "timm", partial(_timm_build, name), _timm_body, stem=_timm_stem)
+    return ArchSpec(f"timm:{name}", "timm", "timm", partial(_timm_build, name), _timm_body,
+                    custom_split=TimmStages())
 
 
 for _spec in [
     *(tv_resnet(f"resnet{d}") for d in (18, 34, 50, 101, 152)),
     *(fastai_xresnet(d) for d in (18, 34, 50, 101, 152)),
     *(fastai_xresnet(d, sa=True) for d in (18, 34, 50, 101, 152)),
-    pytorchcv("seresnet50", "seresnet"), pytorchcv("seresnet101", "seresnet"), pytorchcv("seresnet152", "seresnet"),
+    *(pytorchcv(f"seresnet{d}", "seresnet") for d in ("10", "18", "26", "50", "50b", "101", "101b", "152")),
     pytorchcv("resnext50_32x4d", "resnext"), pytorchcv("resnext101_32x4d", "resnext"),
     pytorchcv("seresnext50_32x4d", "seresnext"), pytorchcv("seresnext101_32x4d", "seresnext"),
     *(geffnet_effnet(f"tf_efficientnet_{b}{ns}", dr) for b, dr in (("b3", .3), ("b5", .4), ("b7", .5))
@@ -175,6 +237,16 @@ def get_arch(name: str) -> ArchSpec:
     hint = f"closest: {', '.join(close)}; " if close else ""
     raise ConfigError(f"arch: unknown architecture {name!r} ({hint}`bench list` shows all; any timm model works "
                       f"as timm:<name>)")
+
+
+def arch_for(arch: str, activation: str = "relu", self_attention: bool = False) -> ArchSpec:
+    """The spec of `arch` with the run's model switches (fastai xresnet's act_cls and sa) applied."""
+    spec = get_arch(arch)
+    if activation == "relu" and not self_attention:
+        return spec
+    if spec.variant is None:
+        raise ConfigError(f"activation/self_attention: {arch} has no such switch (xresnet family only)")
+    return spec.variant(activation, self_attention)
 
 
 def count_params_1k(spec: ArchSpec) -> int:

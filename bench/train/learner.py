@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 from dataclasses import dataclass
 from functools import partial
 
@@ -15,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .archs import ArchSpec, get_arch
+from .archs import ArchSpec, arch_for
 from ..config import ConfigError, RunConfig
 from .heads import make_head
 from .weights import load_model
@@ -61,15 +60,9 @@ def num_features(body: nn.Module) -> int:
 
 
 def param_groups(model: nn.Sequential, spec: ArchSpec, kind: str) -> list[list[nn.Parameter]]:
-    """Parameter groups for discriminative learning rates: leading body groups by regex on parameter names, the
-    rest of the body, then the head. `default` follows the library's own split, `custom` is stem / rest / head."""
-    body, head = model[0], model[1]
-    patterns = spec.default_split if kind == "default" else (spec.stem_pattern(body),)
-    groups: list[list[nn.Parameter]] = [[] for _ in range(len(patterns) + 1)]
-    for name, p in body.named_parameters():
-        idx = next((i for i, pat in enumerate(patterns) if re.match(pat, name)), len(patterns))
-        groups[idx].append(p)
-    groups.append(list(head.parameters()))
+    """The Learner's splitter: the body's groups under `kind` (`default`: fastai's split, `custom`: the author's;
+    see bench.train.archs), then the head. Empty groups are dropped (a body too small to split)."""
+    groups = [list(g.values()) for g in spec.split(kind)(model[0])] + [list(model[1].parameters())]
     return [g for g in groups if g]
 
 
@@ -87,7 +80,7 @@ class Built:
 
 
 def build_model(cfg: RunConfig, n_classes: int) -> Built:
-    spec = get_arch(cfg.arch)
+    spec = arch_for(cfg.arch, cfg.activation, cfg.self_attention)
     full, used = load_model(spec, cfg.pretrained, cfg.weights)
     body = spec.body(full)
     nf = num_features(body)
@@ -102,7 +95,7 @@ def make_learner(cfg: RunConfig, dls, built: Built, cbs=()):
     k = effective_top_k(cfg.top_k, len(dls.vocab))
     top_k = partial(top_k_accuracy, k=k)
     top_k.__name__ = "top_k_accuracy"  # fastai names metric columns after the function
-    learn = Learner(dls, built.model, opt_func=opt, metrics=[accuracy, top_k],
+    learn = Learner(dls, built.model, opt_func=opt, metrics=[accuracy, top_k], loss_func=loss_function(cfg.loss),
                     splitter=partial(param_groups, spec=built.spec, kind=cfg.layer_groups), cbs=list(cbs),
                     train_bn=True)  # as the article ran: BatchNorm keeps training while the body is frozen
     from .fastpath import memory_format
@@ -113,6 +106,15 @@ def make_learner(cfg: RunConfig, dls, built: Built, cbs=()):
     if cfg.precision != "fp32":
         learn.add_cb(device_mixed_precision(cfg.precision))
     return learn
+
+
+def loss_function(kind: str):
+    """None = fastai's default for the labels (CrossEntropyLossFlat from the DataBlock's CategoryBlock, as the article's
+    main runs); label_smoothing = fastai's LabelSmoothingCrossEntropy (eps 0.1), the article's SOTA xResNet."""
+    if kind == "label_smoothing":
+        from fastai.losses import LabelSmoothingCrossEntropy
+        return LabelSmoothingCrossEntropy()
+    return None
 
 
 def device_mixed_precision(amp_mode: str):
