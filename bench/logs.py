@@ -27,7 +27,8 @@ def locked(path: Path):
         yield
 
 
-def _encode(rows: Iterable[dict], fields: list[str], header: bool) -> bytes:
+def encode_rows(rows: Iterable[dict], fields: list[str], header: bool) -> bytes:
+    """Rows as CSV bytes, exactly as they are appended to a results file."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     if header:
@@ -59,10 +60,10 @@ def append_rows(path: Path, rows: list[dict], fields: list[str]) -> None:
             if union != existing:
                 old = read_rows(path)
                 tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                tmp.write_bytes(_encode(old, union, header=True))
+                tmp.write_bytes(encode_rows(old, union, header=True))
                 os.replace(tmp, path)
             fields = union
-        data = _encode(rows, fields, header=existing is None)
+        data = encode_rows(rows, fields, header=existing is None)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             write_all(fd, data)
@@ -154,11 +155,12 @@ def epoch_line(row: dict, k: int | None = None, total: int | None = None) -> str
 
 
 def epoch_callback(path: Path | None, run_id: str, attempt: str, k: int | None = None, total: int | None = None,
-                   console: str | None = None, stream=None):
+                   console: str | None = None, stream=None, sink=None):
     """A fastai callback that appends one row per epoch to `path` and shows progress (see `console_mode`) in place
     of fastai's ProgressCallback, which redraws its bar into log files. It also times the training batches of each
     epoch (validation excluded) for the run's `train_img_per_s`. Built lazily so importing logs does not import
-    fastai. `k`: the top-k really used; `total`: epochs over both phases (both only label the console line)."""
+    fastai. `k`: the top-k really used; `total`: epochs over both phases (both only label the console line).
+    `sink`: rows go to `sink.write(path, ...)`, `path` relative to the sink's folder (bench.sinks)."""
     from fastai.callback.core import Callback
     from fastai.callback.progress import ProgressCallback
     from fastcore.basics import noop
@@ -214,7 +216,9 @@ def epoch_callback(path: Path | None, run_id: str, attempt: str, k: int | None =
                        top_k_accuracy=vals.get("top_k_accuracy"), lr=hyper.get("lr"), mom=hyper.get("mom"),
                        seconds=round(time.perf_counter() - self._t0, 3), train_seconds=round(self._train_s, 3))
             self.rows.append(row)
-            if path is not None:
+            if sink is not None:
+                sink.write(path, [row], EPOCH_FIELDS)
+            elif path is not None:
                 append_rows(path, [row], EPOCH_FIELDS)
             if mode != "off":
                 print(epoch_line({**row, "phase_epochs": self.n_epoch}, k, total), file=stream or sys.stderr,

@@ -1,5 +1,6 @@
 """The two-phase protocol: phase 1 frozen body (BatchNorm still training), phase 2 unfrozen with discriminative
-learning rates. `run(cfg)` trains, logs every epoch and appends one provenance row to the results index."""
+learning rates. `run(cfg)` trains, logs every epoch and appends one provenance row to the results index (or hands
+the rows to a sink: a Ray task returns them to the driver); `cfg.track` mirrors the run to a tracker (MLflow)."""
 from __future__ import annotations
 
 import time
@@ -7,33 +8,37 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..config import RunConfig
-from ..logs import append_rows, epoch_callback
+from ..logs import epoch_callback
+from ..sinks import FileSink
 from .prepare import Prepared, prepare
 from .record import (INDEX_FIELDS, MOMS, base_row, check_trained, device_name, final_metrics, index_path,
                      now_attempt, one_line)
 
 
-def run(cfg: RunConfig, prepared: Prepared | None = None) -> dict:
-    """Train `cfg` under the two-phase protocol; returns the index row (also appended to results/runs.csv).
-    A failure after preparation is recorded as a `failed` row and re-raised."""
+def run(cfg: RunConfig, prepared: Prepared | None = None, sink=None) -> dict:
+    """Train `cfg` under the two-phase protocol; returns the index row (also appended to results/runs.csv, or
+    written through `sink`, see bench.sinks). A failure after preparation is recorded as a `failed`
+    row and re-raised."""
     from ..data.loaders import make_dls
     from .archs import count_params_1k
     from .learner import build_model, effective_top_k, make_learner, resolve_device, seed_all
+    from .track import tracker_for
     attempt = now_attempt()
     p = prepared or prepare(cfg)
-    results = Path(cfg.results_dir)
+    sink = sink or FileSink(cfg.results_dir)
     epoch_log = Path(p.dataset.name) / "epochs" / f"{p.run_id}.csv"
     row = base_row(cfg, attempt)
     row.update(run_id=p.run_id, dataset=p.dataset.name, dataset_fingerprint=p.dataset.fingerprint,
                split_hash=p.split_hash, epoch_log=epoch_log.as_posix())
+    tracker = tracker_for(cfg, row)  # a fastai callback mirroring the run to MLflow (None when cfg.track is none)
     try:
         seed_all(cfg.seed)
         device = resolve_device(cfg.device)
         dls = make_dls(cfg, p.dataset.root, p.items, device=device)
         built = build_model(cfg, n_classes=len(dls.vocab))
         k = effective_top_k(cfg.top_k, len(dls.vocab))
-        logger = epoch_callback(results / epoch_log, p.run_id, attempt, k=k, total=cfg.head_epochs + cfg.ft_epochs)
-        learn = make_learner(cfg, dls, built, cbs=[logger])
+        logger = epoch_callback(epoch_log, p.run_id, attempt, k=k, total=cfg.head_epochs + cfg.ft_epochs, sink=sink)
+        learn = make_learner(cfg, dls, built, cbs=[logger] + ([tracker] if tracker else []))
         row.update(top_k=k, family=built.spec.family,
                    source=built.spec.source, weights_used=built.weights_used,
                    n_classes=len(dls.vocab), n_train=len(dls.train_ds), n_valid=len(dls.valid_ds),
@@ -50,13 +55,20 @@ def run(cfg: RunConfig, prepared: Prepared | None = None) -> dict:
             row.update(final_metrics(logger.rows))
         check_trained(logger.rows, logger.train_images)  # no ok row without training, nor with a NaN/inf loss
     except BaseException as e:
-        row.update(status="failed", error=one_line(e))
-        row["timestamp"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        append_rows(index_path(results), [row], INDEX_FIELDS)
+        # Ctrl-C is the user stopping the run, not the model failing: `interrupted`, which a restarted sweep re-runs
+        # and the report does not count as a failure
+        row.update(status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed", error=one_line(e))
+        record(row, sink, tracker)
         raise
-    row["timestamp"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    append_rows(index_path(results), [row], INDEX_FIELDS)
+    record(row, sink, tracker)
     return row
+
+
+def record(row: dict, sink, tracker=None) -> None:
+    row["timestamp"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    sink.write(index_path(""), [row], INDEX_FIELDS)
+    if tracker is not None:  # after the row is kept: a tracker can neither lose nor change it
+        tracker.finish(row)
 
 
 def fit_two_phase(learn, cfg: RunConfig, logger=None, after_phase=None) -> tuple[float, float, float]:

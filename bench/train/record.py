@@ -82,10 +82,15 @@ def now_attempt() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
 
 
-def record_failure(cfg: RunConfig, run_id: str, fingerprint: str, split_hash: str, dataset: str, error: str) -> dict:
-    """Append a failed row for a run that ended before the protocol could record it itself."""
+def record_failure(cfg: RunConfig, run_id: str, fingerprint: str, split_hash: str, dataset: str, error: str,
+                   sink=None) -> dict:
+    """Append a failed row for a run that ended before the protocol could record it itself (to the index, or
+    through `sink`: see bench.sinks)."""
     row = base_row(cfg, now_attempt())
     row.update(run_id=run_id, dataset_fingerprint=fingerprint, split_hash=split_hash, dataset=dataset,
                status="failed", error=error, timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    append_rows(index_path(cfg.results_dir), [row], INDEX_FIELDS)
+    if sink is not None:
+        sink.write(index_path(""), [row], INDEX_FIELDS)
+    else:
+        append_rows(index_path(cfg.results_dir), [row], INDEX_FIELDS)
     return row
