@@ -64,12 +64,11 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(ns: argparse.Namespace):
     from .config import make_config
-    from .data.named import named_defaults
+    from .data.named import dataset_profile
     names = [f.name for f in fields(RunConfig)] + list(ALIASES)
     overrides = {k: getattr(ns, k) for k in names if getattr(ns, k, None) is not None}
-    defaults = named_defaults(overrides.get("dataset", RunConfig.dataset))  # a named dataset's profile and size
-    profile = ns.profile or defaults.get("profile", "blog")  # --profile wins over the dataset's
-    defaults.pop("profile", None)
+    # a named dataset's profile and size under the user's flags; --profile wins (shared with experiment files)
+    profile, defaults = dataset_profile(overrides.get("dataset", RunConfig.dataset), ns.profile)
     return make_config(profile, **{**defaults, **overrides})
 
 

@@ -91,15 +91,15 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
 
 
 def test_shipped_experiments():
+    import pandas as pd
     from bench.train.archs import REGISTRY
     blog = load_experiment(ROOT / "experiments" / "blog.yaml", dataset="/data/plants")
-    article = {f"resnet{d}" for d in (18, 34, 50, 101, 152)} | {"xresnet50"} | \
-        {f"seresnet{d}" for d in (50, 101, 152)} | {"resnext50_32x4d", "resnext101_32x4d", "seresnext50_32x4d",
-                                                      "seresnext101_32x4d"} | \
-        {f"tf_efficientnet_{b}{ns}" for b in ("b3", "b5", "b7") for ns in ("", "_ns")}
-    assert {c.arch for c in blog.configs} == article
-    assert all(c.dataset == "/data/plants" and c.img_size in (224, 448) and c.head_epochs == 10 for c in blog.configs)
-    assert {c.batch_size for c in blog.configs if c.arch == "seresnet152"} == {62}
+    article = pd.read_csv(ROOT / "bench" / "report" / "reference" / "blog_results.csv")  # the article's own runs
+    assert {c.arch for c in blog.configs} == set(article.arch)
+    assert all(c.dataset == "/data/plants" and c.img_size in set(article.img_size) and c.head_epochs == 10
+               for c in blog.configs)
+    race = load_experiment(ROOT / "experiments" / "race.yaml")  # the race validation's matrix
+    assert len(race.labels) >= 6 and len(race.instances) == 15 and any(a.startswith("timm:") for a in race.labels)
     quick = load_experiment(ROOT / "experiments" / "quick.yaml")
     families = [REGISTRY[c.arch].family for c in quick.configs]
     assert sorted(families) == sorted({s.family for s in REGISTRY.values()})  # one per family, every family
@@ -197,3 +197,118 @@ def test_ray_sweep_with_two_workers(tmp_path):
     # the same sweep again, locally: everything is already done, nothing runs
     assert main(["sweep", str(exp), "--results-dir", str(results)]) == 0
     assert len(index_rows(results)) == 2
+
+
+# --- dry runs, reserved settings, named datasets, interruptions, random-init fallbacks (no sweep processes)
+def _dry_run_json(capsys, *args) -> list[dict]:
+    import json
+    from bench.cli import main
+    capsys.readouterr()
+    assert main(["sweep", *args, "--dry-run", "--json"]) == 0
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_dry_run_json_lists_every_run_and_writes_nothing(tmp_path, capsys):
+    from dataclasses import fields
+    from bench.config import RunConfig, make_config
+    from bench.train.prepare import Resolver
+    exp = write_exp(tmp_path / "dry.yaml", make_image_folder(tmp_path / "data"), archs=["resnet18", "xresnet18"],
+                    seeds=[0, 1])
+    results = tmp_path / "fresh"
+    runs = _dry_run_json(capsys, str(exp), "--results-dir", str(results))
+    assert not results.exists()  # no results folder, scan report or split file
+    assert len(runs) == 4 and {r["status"] for r in runs} == {"planned"} and all(r["will_run"] for r in runs)
+    assert {(r["config"]["arch"], r["config"]["seed"]) for r in runs} == {(a, s) for a in ("resnet18", "xresnet18")
+                                                                         for s in (0, 1)}
+    assert all(set(r["config"]) == {f.name for f in fields(RunConfig)} for r in runs)
+    assert all(r["config"]["img_size"] == 32 and r["config"]["n_folds"] == 3 for r in runs)
+    # the ids a dry run shows are the ids the runs get once the split is saved, and a saved split is read back
+    cfg = make_config(**runs[0]["config"])
+    assert Resolver().prepare(cfg).run_id == runs[0]["run_id"]
+    saved = sorted(p.name for p in results.rglob("*"))
+    assert [r["run_id"] for r in _dry_run_json(capsys, str(exp), "--results-dir", str(results))] == \
+        [r["run_id"] for r in runs]
+    assert sorted(p.name for p in results.rglob("*")) == saved
+
+
+@pytest.mark.parametrize("key, hint", [("seed", "seeds:"), ("fold", "folds:"), ("arch", "archs:"),
+                                       ("profile", "profile:"), ("dataset", "--dataset"), ("experiment", "name:")])
+def test_set_of_a_sweep_key_names_the_file_key_or_flag(tmp_path, capsys, key, hint):
+    from bench.cli import main
+    exp = write_exp(tmp_path / "s.yaml", "digits")
+    assert main(["sweep", str(exp), "--set", f"{key}=3", "--results-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and f"--set {key}" in err and hint in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_profile_inside_protocol_is_a_clear_error(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("archs: [resnet18]\nprotocol: {profile: quick}\n")
+    with pytest.raises(ConfigError, match="'profile' cannot be set here; use the top-level `profile:` key"):
+        load_experiment(path)
+
+
+def test_sweeps_resolve_a_named_dataset_as_bench_run_does(tmp_path, monkeypatch):
+    from bench.cli import build_parser, config_from_args
+    (tmp_path / "datasets.yaml").write_text(f"mine:\n  source: {make_image_folder(tmp_path / 'data')}\n"
+                                            "  size: 48\n  profile: quick\n")
+    monkeypatch.setenv("BENCH_DATASETS", str(tmp_path / "datasets.yaml"))
+    for dataset, profile in [("digits", None), ("mine", None), ("digits", "blog"), ("mine", "blog")]:
+        path = tmp_path / "n.yaml"
+        path.write_text(f"dataset: {dataset}\narchs: [resnet18]\n" + (f"profile: {profile}\n" if profile else ""))
+        swept = load_experiment(path).configs[0]
+        ran = config_from_args(build_parser("run").parse_args(
+            ["run", "--dataset", dataset, "--seed", str(swept.seed)] + (["--profile", profile] if profile else [])))
+        assert swept.replace(experiment="") == ran, (dataset, profile)
+    assert load_experiment(tmp_path / "n.yaml", dataset="digits").configs[0].img_size == 224  # the file's blog
+    path.write_text("dataset: digits\narchs: [resnet18]\n")
+    quick = load_experiment(path).configs[0]  # digits without a profile: quick, as `bench run` (was 224 px, 10+10)
+    assert (quick.img_size, quick.head_epochs, quick.pct_images) == (64, 2, 1.0)
+    assert load_experiment(path, dataset="mine").configs[0].img_size == 48
+
+
+def test_ctrl_c_is_recorded_as_interrupted_and_a_restart_runs_it_again(tmp_path, monkeypatch):
+    import bench.train.protocol as protocol
+    from bench.sweep.plan import plan
+    from conftest import tiny_config
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(protocol, "fit_two_phase", stop)
+    cfg = tiny_config(make_image_folder(tmp_path / "data"), tmp_path / "results")
+    with pytest.raises(KeyboardInterrupt):
+        protocol.run(cfg)
+    rows = index_rows(tmp_path / "results")
+    assert [r["status"] for r in rows] == ["interrupted"] and rows[0]["error"] == "KeyboardInterrupt"
+    p = plan([cfg], skip_failed=True)  # not a failure: re-run even when failed runs are skipped
+    assert [j["run_id"] for j in p.jobs] == [rows[0]["run_id"]] and p.failed == []
+    assert p.runs[0]["status"] == "planned" and p.runs[0]["note"] == "interrupted before"
+
+
+@pytest.mark.slow
+def test_a_random_init_fallback_is_planned_again_once_weights_can_be_had(tmp_path, monkeypatch):
+    import torch
+    from bench.sweep.plan import plan, random_fallback
+    from bench.train.archs import get_arch
+    from bench.train.protocol import run
+    from bench.train.weights import CACHES
+    from conftest import tiny_config
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # a cache of this test's own
+    cfg = tiny_config(make_image_folder(tmp_path / "data"), tmp_path / "results", pretrained="auto")
+    with pytest.warns(UserWarning, match="random init"):
+        row = run(cfg)
+    assert row["status"] == "ok" and row["weights_used"] == "random"
+    p = plan([cfg])
+    assert p.done == [row["run_id"]] and p.jobs == []  # offline, no cache: random init is all there is
+    spec = get_arch("resnet18")
+    path = CACHES[spec.source][0](spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(spec.build(False).state_dict(), path)
+    p = plan([cfg])
+    assert [j["run_id"] for j in p.jobs] == [row["run_id"]] and p.done == []
+    assert "random init" in p.runs[0]["note"] and p.runs[0]["status"] == "planned"
+    fallback = {"status": "ok", "weights_used": "random"}
+    assert random_fallback(fallback, cfg) and not random_fallback(fallback, cfg.replace(pretrained="false"))
+    again = run(cfg)  # with the weights now: done
+    assert again["weights_used"].endswith("(cache)") and plan([cfg]).done == [row["run_id"]]

@@ -68,3 +68,12 @@ def named_defaults(spec: str) -> dict:
     if "size" in entry:
         out["img_size"] = entry["size"]
     return {k: v for k, v in out.items() if v is not None}
+
+
+def dataset_profile(spec: str, profile: str | None = None) -> tuple[str, dict]:
+    """(profile, settings) that a run on dataset `spec` starts from, below the user's own settings: the profile asked
+    for, else the dataset's (embedded data: quick), else blog; plus the dataset's image size. `bench run` and
+    experiment files both resolve a dataset through this, so a sweep trains what `bench run` would."""
+    defaults = named_defaults(spec)
+    chosen = defaults.pop("profile", "blog")
+    return profile or chosen, defaults

@@ -1,7 +1,9 @@
-"""`bench sweep FILE`: the command line over experiment files, the plan and the executors."""
+"""`bench sweep FILE` and `bench race FILE`: the command line over experiment files, the plan, the executors and
+the race."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
@@ -19,44 +21,145 @@ def _parse_sets(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _executor_kw(ns: argparse.Namespace) -> dict:
+    if ns.executor != "ray" and (ns.address or ns.workers or ns.cpus_per_task is not None):
+        raise ConfigError("--address, --workers and --cpus-per-task apply to --executor ray only")
+    for flag, n in (("--workers", ns.workers), ("--cpus-per-task", ns.cpus_per_task)):
+        if n is not None and n < 1:
+            raise ConfigError(f"{flag}: {n} must be >= 1")
+    if ns.workers and ns.cpus_per_task and ns.cpus_per_task > ns.workers:
+        raise ConfigError(f"--cpus-per-task {ns.cpus_per_task} is more than the {ns.workers} CPUs of --workers: "
+                          "no task could start")
+    return dict(address=ns.address, workers=ns.workers, cpus_per_task=ns.cpus_per_task or 1) \
+        if ns.executor == "ray" else {}
+
+
+def _overrides(ns: argparse.Namespace) -> dict:
+    """--set KEY=VALUE settings, and --track."""
+    return {**_parse_sets(ns.set), **({"track": ns.track} if ns.track else {})}
+
+
+def _check_executor(ns: argparse.Namespace, configs) -> None:
+    if ns.executor == "ray":
+        from .executors import check_ray_tracking
+        check_ray_tracking(configs)
+
+
 def cmd_sweep(ns: argparse.Namespace) -> int:
     from ..train.record import index_path
     from .experiment import load_experiment
-    if ns.executor != "ray" and (ns.address or ns.workers):
-        raise ConfigError("--address and --workers apply to --executor ray only")
-    if ns.workers is not None and ns.workers < 1:
-        raise ConfigError(f"--workers: {ns.workers} must be >= 1")
-    exp = load_experiment(ns.file, dataset=ns.dataset, results_dir=ns.results_dir, overrides=_parse_sets(ns.set))
-    p = plan(exp.configs, exp.name, skip_failed=ns.skip_failed)
+    kw = _executor_kw(ns)
+    if ns.json and not ns.dry_run:
+        raise ConfigError("--json applies to --dry-run only (a sweep's results are in runs.csv)")
+    exp = load_experiment(ns.file, dataset=ns.dataset, results_dir=ns.results_dir, overrides=_overrides(ns))
+    _check_executor(ns, exp.configs)
+    p = plan(exp.configs, exp.name, skip_failed=ns.skip_failed, write=not ns.dry_run)
     index = index_path(ns.results_dir)
     print(f"bench: sweep {p.name}: {p.total} runs on {exp.configs[0].dataset}: {len(p.done)} already done, "
           f"{len(p.jobs)} to run" + (f" ({len(p.failed)} failed before)" if p.failed else "") + f" -> {index}",
           file=sys.stderr)
-    if ns.dry_run:
-        for job in p.jobs:
-            print(f"{job['run_id']}  {label(job)}")
+    if ns.dry_run:  # writes nothing: no results folder, scan report or split file
+        for run in (p.runs if ns.json else p.jobs):
+            if ns.json:
+                print(json.dumps({k: run[k] for k in ("run_id", "status", "will_run", "note", "dataset_name",
+                                                      "fingerprint", "split_hash", "config")}))
+            else:
+                print(f"{run['run_id']}  {label(run)}")
         return 0
     t0 = time.monotonic()
-    kw = dict(address=ns.address, workers=ns.workers) if ns.executor == "ray" else {}
     counts = execute(p, ns.executor, **kw)
-    print(f"bench: sweep {p.name}: {counts['ok']} ok, {counts['failed']} failed, {len(p.done) + counts['done']} "
-          f"done earlier in {time.monotonic() - t0:.0f} s -> {index}", file=sys.stderr)
+    stopped = f", {counts['interrupted']} interrupted" if counts.get("interrupted") else ""
+    print(f"bench: sweep {p.name}: {counts['ok']} ok, {counts['failed']} failed{stopped}, "
+          f"{len(p.done) + counts['done']} done earlier in {time.monotonic() - t0:.0f} s -> {index}", file=sys.stderr)
+    if counts.get("interrupted"):
+        return 130
     return 1 if counts["failed"] else 0
 
 
-def add_cli(sub) -> None:
-    p = sub.add_parser("sweep", help="run an experiment file: every (arch, seed, fold), resumable",
-                       description=__doc__.splitlines()[0])
+def cmd_race(ns: argparse.Namespace) -> int:
+    from .experiment import load_experiment
+    from .race import check_settings, evaluate_runs, log_path, print_line, race, summary_line
+    kw = _executor_kw(ns)
+    check_settings(ns.min_instances, ns.alpha, ns.test, ns.budget)
+    exp = load_experiment(ns.file, dataset=ns.dataset, results_dir=ns.results_dir, overrides=_overrides(ns),
+                          seeds=_parse_ints(ns.seeds, "--seeds"), folds=_parse_folds(ns.folds), all_folds=True)
+    _check_executor(ns, exp.configs)
+    log = log_path(ns.results_dir, exp.name)
+    print(f"bench: race {exp.name}: {len(exp.labels)} candidates x {len(exp.instances)} instances (seed, fold) = "
+          f"{len(exp.labels) * len(exp.instances)} runs in the full factorial; eliminating from instance "
+          f"{ns.min_instances} on by {ns.test} at alpha {ns.alpha:g} -> {log}", file=sys.stderr)
+    res = race(exp, evaluate_runs(exp.name, ns.executor, **kw), min_instances=ns.min_instances, alpha=ns.alpha,
+               test=ns.test, budget_pct=ns.budget, log=log, echo=print_line)
+    print(summary_line(res, ns.test, ns.alpha, log))
+    return 1 if res.decision == "failed" else 0
+
+
+def _parse_ints(text: str | None, flag: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        values = [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise ConfigError(f"{flag}: expected whole numbers separated by commas, e.g. 0,1,2, got {text!r}") from None
+    if not values:
+        raise ConfigError(f"{flag}: expected at least one number, got {text!r}")
+    return values
+
+
+def _parse_folds(text: str | None) -> int | list[int] | None:
+    """`5` = every fold of a 5-fold split; `0,2` = those folds."""
+    values = _parse_ints(text, "--folds")
+    return values[0] if values and len(values) == 1 and "," not in text else values
+
+
+def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="experiment file, e.g. experiments/quick.yaml")
     p.add_argument("--dataset", default=None, help="replace the file's dataset (name, folder or file)")
     p.add_argument("--results-dir", default="results", help="shared by every run (default: results)")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local: one run at a time here; ray: one Ray task per run (local Ray unless --address)")
     p.add_argument("--address", default=None,
-                   help="Ray cluster address (e.g. ray://head:10001 or auto); its nodes must share --results-dir")
+                   help="Ray cluster address (e.g. ray://head:10001 or auto); nodes need no shared folder: the "
+                        "driver writes every row under --results-dir")
     p.add_argument("--workers", type=int, default=None, help="CPUs of the local Ray instance (default: all)")
+    p.add_argument("--cpus-per-task", type=int, default=None, metavar="N",
+                   help="CPUs Ray reserves for each run, and torch's thread count in it (default: 1)")
+    p.add_argument("--track", choices=("none", "mlflow"), default=None,
+                   help="also log every run to MLflow (as --set track=mlflow): MLFLOW_TRACKING_URI, else a local "
+                        "store in --results-dir")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting for every run, after the file's (repeatable), e.g. --set epochs=1")
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("sweep", help="run an experiment file: every (arch, seed, fold), resumable",
+                       description=__doc__.splitlines()[0])
+    _common(p)
     p.add_argument("--skip-failed", action="store_true", help="do not re-run runs that have only failed rows")
-    p.add_argument("--dry-run", action="store_true", help="list the runs left to do and exit")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the runs left to do and exit; writes nothing (no results folder, split or scan report)")
+    p.add_argument("--json", action="store_true",
+                   help="with --dry-run: one JSON object per run (run_id, status planned | done | failed-before, "
+                        "will_run, note, the full resolved config)")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("race", help="which backbone? race the file's archs over its (seed, fold) instances",
+                       description="Race the experiment's architectures (F-Race): each round runs every survivor on "
+                                   "the next (seed, fold) instance; from --min-instances on, those significantly "
+                                   "worse than the best (paired across instances) are eliminated. Stops at one "
+                                   "winner, a tie after the last instance, or the compute budget. Log: "
+                                   "RESULTS_DIR/races/<experiment>.csv.")
+    _common(p)
+    p.add_argument("--seeds", default=None, metavar="S,S,...", help="replace the file's seeds, e.g. 0,1,2,3,4")
+    p.add_argument("--folds", default=None, metavar="K|F,F,...",
+                   help="replace the file's folds: K = every fold of a K-fold split, or a list of folds. Without "
+                        "either, every fold of the split (5) when the file lists none")
+    p.add_argument("--min-instances", type=int, default=3,
+                   help="instances every candidate runs before any elimination (default 3)")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level of the tests (default 0.05)")
+    p.add_argument("--test", choices=("friedman", "ttest"), default="friedman",
+                   help="friedman: Friedman test + Conover post-hoc vs the best (Wilcoxon signed-rank for two), as "
+                        "F-Race/irace; ttest: paired t-tests vs the best, Holm-corrected (default friedman)")
+    p.add_argument("--budget", type=float, default=100.0, metavar="PCT",
+                   help="stop before a round would pass PCT %% of the full factorial's runs (default 100)")
+    p.set_defaults(func=cmd_race)

@@ -3,7 +3,7 @@ per-architecture overrides, seeds and folds, expanded into one validated `RunCon
 
     name: blog                     # optional, defaults to the file stem; recorded as `experiment` in the index
     dataset: digits                # replaced by `bench sweep --dataset`
-    profile: blog                  # blog | quick
+    profile: blog                  # blog | quick; optional: the dataset's own profile and size as `bench run` uses
     protocol: {pct_images: 0.25}   # any RunConfig field or alias, for every run
     archs:
       - resnet50
@@ -15,6 +15,7 @@ Every mistake is one ConfigError that names the file and the key, raised before 
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
@@ -23,16 +24,28 @@ from typing import Any
 from ..config import ALIASES, PROFILES, ConfigError, RunConfig, make_config
 
 TOP_KEYS = ("name", "description", "dataset", "profile", "protocol", "archs", "seeds", "folds")
-# Settings that the file sets through its own keys (or the CLI), so a protocol/arch override of them is a mistake.
-RESERVED = {"arch": "archs", "seed": "seeds", "fold": "folds", "dataset": "dataset", "experiment": "name",
-            "results_dir": "bench sweep --results-dir"}
+# Settings that the file sets through its own keys (or the CLI), so a protocol/arch/--set override of them is a
+# mistake: setting -> (where it goes in the file, where on the command line).
+RESERVED = {"arch": ("the `archs:` list", "the file's `archs:` list (bench run --arch for one run)"),
+            "seed": ("the `seeds:` key", "the file's `seeds:` key"),
+            "fold": ("the `folds:` key", "the file's `folds:` key"),
+            "dataset": ("the top-level `dataset:` key", "--dataset"),
+            "profile": ("the top-level `profile:` key", "the file's `profile:` key"),
+            "experiment": ("the `name:` key", "the file's `name:` key"),
+            "results_dir": ("bench sweep --results-dir", "--results-dir")}
 
 
 @dataclass(frozen=True)
 class Experiment:
     name: str
     path: Path
-    configs: tuple[RunConfig, ...]   # one per (arch entry, seed, fold), in file order
+    configs: tuple[RunConfig, ...]   # one per (arch entry, seed, fold), in file order: entry, then seed, then fold
+    labels: tuple[str, ...] = ()     # one per arch entry, unique (a repeated arch is told apart by its overrides)
+    instances: tuple[tuple[int, int], ...] = ()  # the (seed, fold) pairs, seeds outer, folds inner
+
+    def cell(self, label: str, instance: tuple[int, int]) -> RunConfig:
+        """The config of one arch entry on one (seed, fold) instance."""
+        return self.configs[self.labels.index(label) * len(self.instances) + self.instances.index(instance)]
 
 
 def _read(path: Path) -> Any:
@@ -54,12 +67,12 @@ def _read(path: Path) -> Any:
         raise ConfigError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
 
 
-def _int_list(value: Any, key: str, path: Path) -> list[int]:
+def _int_list(value: Any, where: str) -> list[int]:
     values = value if isinstance(value, list) else [value]
     if not values or any(isinstance(v, bool) or not isinstance(v, int) for v in values):
-        raise ConfigError(f"{path}: {key}: expected a whole number or a non-empty list of them, got {value!r}")
+        raise ConfigError(f"{where}: expected a whole number or a non-empty list of them, got {value!r}")
     if len(set(values)) != len(values):
-        raise ConfigError(f"{path}: {key}: {value!r} repeats a value")
+        raise ConfigError(f"{where}: {value!r} repeats a value")
     return values
 
 
@@ -70,8 +83,27 @@ def _overrides(value: Any, where: str, path: Path) -> dict:
         raise ConfigError(f"{path}: {where}: expected a mapping of settings, got {value!r}")
     for key in value:
         if key in RESERVED:
-            raise ConfigError(f"{path}: {where}: {key!r} cannot be set here; use {RESERVED[key]!r}")
+            raise ConfigError(f"{path}: {where}: {key!r} cannot be set here; use {RESERVED[key][0]}")
     return value
+
+
+def check_cli_settings(overrides: dict) -> None:
+    """`--set seed=3` and the like: settings an experiment gives through its own keys or flags."""
+    for key in overrides:
+        if key in RESERVED:
+            raise ConfigError(f"--set {key}: not a per-run setting of a sweep; use {RESERVED[key][1]}")
+
+
+def entry_labels(entries: list[tuple[str, dict]]) -> list[str]:
+    """One label per arch entry: the arch, plus its overrides when the arch is listed more than once
+    (`seresnet50 (layer_groups=custom)`); never a ';' (the race log's separator)."""
+    counts = Counter(arch for arch, _ in entries)
+    labels: list[str] = []
+    for arch, over in entries:
+        label = arch if counts[arch] == 1 or not over else \
+            f"{arch} ({', '.join(f'{k}={v}' for k, v in over.items())})".replace(";", ",")
+        labels.append(label if label not in labels else f"{label} #{len(labels) + 1}")
+    return labels
 
 
 def _fields(settings: dict) -> dict:
@@ -95,9 +127,13 @@ def _arch_entries(value: Any, path: Path) -> list[tuple[str, dict]]:
 
 
 def load_experiment(path: str | Path, dataset: str | None = None, results_dir: str = "results",
-                    overrides: dict | None = None) -> Experiment:
-    """Parse and validate an experiment file; `dataset` and `overrides` (command-line settings, applied last)
-    replace the file's values."""
+                    overrides: dict | None = None, seeds: Any = None, folds: Any = None,
+                    all_folds: bool = False) -> Experiment:
+    """Parse and validate an experiment file; `dataset`, `seeds`, `folds` and `overrides` (command-line settings,
+    applied last) replace the file's values. A named dataset brings its profile and size as in `bench run`.
+    `all_folds`: without `folds:` in the file (or `folds`), every fold of the split instead of fold 0 (a race's
+    instances)."""
+    from ..data.named import dataset_profile
     from ..train.archs import get_arch
     path = Path(path)
     doc = _read(path)
@@ -113,35 +149,34 @@ def load_experiment(path: str | Path, dataset: str | None = None, results_dir: s
             raise ConfigError(f"{path}: {key}: expected text, got {doc[key]!r}")
     if "archs" not in doc:
         raise ConfigError(f"{path}: archs: missing (the list of architectures to run)")
+    overrides = _fields(overrides or {})
+    check_cli_settings(overrides)
     name = doc.get("name", path.stem)
     dataset = dataset or doc.get("dataset") or RunConfig.dataset
-    profile = doc.get("profile", "blog")
-    if profile not in PROFILES:
-        raise ConfigError(f"{path}: profile: {profile!r} is not one of {', '.join(PROFILES)}")
-    protocol = _overrides(doc.get("protocol"), "protocol", path)
+    if doc.get("profile", "blog") not in PROFILES:
+        raise ConfigError(f"{path}: profile: {doc['profile']!r} is not one of {', '.join(PROFILES)}")
+    profile, dataset_defaults = dataset_profile(dataset, doc.get("profile"))
+    protocol = _fields(_overrides(doc.get("protocol"), "protocol", path))
     try:
-        base = make_config(profile, **protocol)  # validates the shared overrides once, with a clear location
+        base = make_config(profile, **{**dataset_defaults, **protocol})  # validates the shared overrides once
     except ConfigError as e:
         raise ConfigError(f"{path}: protocol: {e}") from None
     if overrides:
         try:
-            make_config(profile, **{**protocol, **overrides})
+            make_config(profile, **{**dataset_defaults, **protocol, **overrides})
         except ConfigError as e:
             raise ConfigError(f"--set: {e}") from None
-    seeds = _int_list(doc["seeds"], "seeds", path) if "seeds" in doc else [base.seed]
-    folds_doc = doc.get("folds")
-    if folds_doc is None:
-        folds, n_folds = [base.fold], {}
-    elif isinstance(folds_doc, int) and not isinstance(folds_doc, bool):
-        if folds_doc < 2:
-            raise ConfigError(f"{path}: folds: {folds_doc} is not a k-fold split; give k >= 2 (every fold of a "
-                              "k-fold split), a list of folds, or leave it out for fold 0 only")
-        folds, n_folds = list(range(folds_doc)), {"n_folds": folds_doc}
+    if seeds is not None:
+        seeds = _int_list(seeds, "--seeds")
     else:
-        folds, n_folds = _int_list(folds_doc, "folds", path), {}
-
+        seeds = _int_list(doc["seeds"], f"{path}: seeds") if "seeds" in doc else [base.seed]
+    if folds is None and doc.get("folds") is None and all_folds:
+        folds = base.n_folds
+    folds, n_folds = _folds(folds if folds is not None else doc.get("folds"),
+                            "--folds" if folds is not None else f"{path}: folds", base)
+    entries = _arch_entries(doc["archs"], path)
     configs = []
-    for i, (arch, arch_over) in enumerate(_arch_entries(doc["archs"], path)):
+    for i, (arch, arch_over) in enumerate(entries):
         where = f"archs[{i}] ({arch})"
         try:
             get_arch(arch)
@@ -149,10 +184,23 @@ def load_experiment(path: str | Path, dataset: str | None = None, results_dir: s
             raise ConfigError(f"{path}: {where}: {e}") from None
         for seed in seeds:
             for fold in folds:
-                settings = {**_fields(protocol), **n_folds, **_fields(arch_over), **_fields(overrides or {})}
+                settings = {**dataset_defaults, **protocol, **n_folds, **_fields(arch_over), **overrides}
                 try:
                     configs.append(make_config(profile, **settings, arch=arch, dataset=dataset, seed=seed,
                                                fold=fold, experiment=name, results_dir=results_dir))
                 except ConfigError as e:
                     raise ConfigError(f"{path}: {where}: {e}") from None
-    return Experiment(name, path, tuple(configs))
+    return Experiment(name, path, tuple(configs), tuple(entry_labels(entries)),
+                      tuple((s, f) for s in seeds for f in folds))
+
+
+def _folds(value: Any, where: str, base: RunConfig) -> tuple[list[int], dict]:
+    """`folds: k` = every fold of a k-fold split; a list = those folds of protocol.n_folds; absent = fold 0 only."""
+    if value is None:
+        return [base.fold], {}
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 2:
+            raise ConfigError(f"{where}: {value} is not a k-fold split; give k >= 2 (every fold of a k-fold split), "
+                              "a list of folds, or leave it out for fold 0 only")
+        return list(range(value)), {"n_folds": value}
+    return _int_list(value, where), {}

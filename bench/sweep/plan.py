@@ -1,56 +1,94 @@
 """The sweep plan: every (arch, seed, fold) of an experiment file, each in its own process, resumable.
 
 Run ids are deterministic (config identity + dataset fingerprint + split hash), so a restarted sweep skips every run
-that already has an `ok` row and runs the rest; a run interrupted by a killed sweep left no row and simply runs
-again. Rows are whole-line appends under a file lock and each run is claimed by an flock while it executes, so
+that already has an `ok` row and runs the rest; a run interrupted by a killed sweep left no row (or, after Ctrl-C, an
+`interrupted` one) and simply runs again. Rows are whole-line appends under a file lock and each run is claimed by an flock while it executes, so
 sweeps killed at any moment, or several sweeps on one results directory, never duplicate or tear a row.
 """
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..config import RunConfig
+
+STATUSES = ("planned", "done", "failed-before")  # a run's place in a plan, as `bench sweep --dry-run --json` shows
 
 
 @dataclass
 class Plan:
     name: str
     jobs: list[dict]      # what remains to run, in file order
-    done: list[str]       # run ids with an ok row already
+    done: list[str]       # run ids with an ok row already (that is the run asked for, see `satisfied`)
     failed: list[str]     # run ids whose only rows are failures (re-run unless skip_failed)
     total: int
+    runs: list[dict] = field(default_factory=list)  # every distinct run: job fields + status, will_run, note
+    ids: list[str] = field(default_factory=list)    # the run id of each config given, in order (repeats kept)
 
 
-def plan(configs: list[RunConfig] | tuple[RunConfig, ...], name: str = "", skip_failed: bool = False) -> Plan:
+def random_fallback(row: dict, cfg: RunConfig) -> bool:
+    """An ok row that trained from random init although `pretrained=auto` asked for the library's weights, which can
+    be had now (cached, or online): not the run that was asked for, so a sweep runs it again."""
+    if cfg.pretrained != "auto" or cfg.weights or row.get("weights_used") != "random":
+        return False
+    from ..train.archs import get_arch
+    from ..train.weights import unavailable
+    return unavailable(get_arch(cfg.arch)) is None
+
+
+def satisfied(rows: list[dict], cfg: RunConfig) -> bool:
+    """Is the run done: its latest ok row (the one the report uses) is the run that was asked for?"""
+    ok = [r for r in rows if r.get("status") == "ok"]
+    return bool(ok) and not random_fallback(ok[-1], cfg)
+
+
+def plan(configs: list[RunConfig] | tuple[RunConfig, ...], name: str = "", skip_failed: bool = False,
+         write: bool = True) -> Plan:
     """Resolve every config through the same prepare step as `bench run` (one Resolver: each dataset and split is
-    loaded once), then sort runs into done, failed before, and to run."""
+    loaded once), then sort runs into done, failed before, and to run. Interrupted runs (Ctrl-C) are re-run whatever
+    `skip_failed` says, as are ok runs that fell back to random init when weights can now be had. `write=False`
+    (a dry run) writes nothing under the results folder."""
     from ..logs import read_rows
     from ..train.prepare import Resolver
     from ..train.record import index_path
     from .executors import job_env
-    resolver, status, seen = Resolver(), {}, set()
-    jobs, done, failed = [], [], []
+    resolver, index, seen = Resolver(write=write), {}, set()
+    p = Plan(name, [], [], [], 0)
     for cfg in configs:
-        p = resolver.prepare(cfg)
-        if p.run_id in seen:  # the file lists the same run twice (e.g. an override equal to the default)
+        prep = resolver.prepare(cfg)
+        p.ids.append(prep.run_id)
+        if prep.run_id in seen:  # the file lists the same run twice (e.g. an override equal to the default)
             continue
-        seen.add(p.run_id)
-        if cfg.results_dir not in status:
-            status[cfg.results_dir] = {}
+        seen.add(prep.run_id)
+        if cfg.results_dir not in index:
+            index[cfg.results_dir] = {}
             for r in read_rows(index_path(cfg.results_dir)):
-                status[cfg.results_dir].setdefault(r.get("run_id"), set()).add(r.get("status"))
-        seen_status = status[cfg.results_dir].get(p.run_id, set())
-        if "ok" in seen_status:
-            done.append(p.run_id)
-            continue
-        if seen_status:
-            failed.append(p.run_id)
-            if skip_failed:
-                continue
-        jobs.append(dict(config=cfg.to_dict(), run_id=p.run_id, fingerprint=p.dataset.fingerprint,
-                         split_hash=p.split_hash, dataset_name=p.dataset.name, env=job_env()))
-    return Plan(name, jobs, done, failed, len(seen))
+                index[cfg.results_dir].setdefault(r.get("run_id"), []).append(r)
+        rows = index[cfg.results_dir].get(prep.run_id, [])
+        job = dict(config=cfg.to_dict(), run_id=prep.run_id, fingerprint=prep.dataset.fingerprint,
+                   split_hash=prep.split_hash, dataset_name=prep.dataset.name, env=job_env())
+        status, note = _status(rows, cfg)
+        if status == "done":
+            p.done.append(prep.run_id)
+        elif status == "failed-before":
+            p.failed.append(prep.run_id)
+        will_run = status == "planned" or (status == "failed-before" and not skip_failed)
+        if will_run:
+            p.jobs.append(job)
+        p.runs.append({**job, "status": status, "will_run": will_run, "note": note})
+    p.total = len(seen)
+    return p
+
+
+def _status(rows: list[dict], cfg: RunConfig) -> tuple[str, str]:
+    statuses = {r.get("status") for r in rows}
+    if satisfied(rows, cfg):
+        return "done", ""
+    if "ok" in statuses:
+        return "planned", "trained from random init before (pretrained=auto); the weights can be had now"
+    if statuses - {"interrupted"}:
+        return "failed-before", next(r.get("error", "") for r in reversed(rows) if r.get("status") != "interrupted")
+    return "planned", "interrupted before" if statuses else ""
 
 
 def label(job_or_cfg: dict) -> str:
@@ -63,7 +101,7 @@ def execute(p: Plan, executor: str = "local", **executor_kw) -> dict[str, int]:
     from tqdm.auto import tqdm
     from .executors import EXECUTORS
     labels = {j["run_id"]: label(j) for j in p.jobs}
-    counts = {"ok": 0, "failed": 0, "done": 0}
+    counts = {"ok": 0, "failed": 0, "done": 0, "interrupted": 0}
     # disable=None: no bar when stderr is a file or pipe (tqdm would redraw it into the log); the lines stay
     bar = tqdm(total=p.total, initial=p.total - len(p.jobs), desc=f"sweep {p.name}", unit="run", file=sys.stderr,
                dynamic_ncols=True, disable=None)
@@ -79,6 +117,8 @@ def execute(p: Plan, executor: str = "local", **executor_kw) -> dict[str, int]:
             bar.write(f"bench: ok     {label}: {acc_s}, {out['seconds']:.0f} s, weights {weights}")
         elif out["status"] == "failed":
             bar.write(f"bench: FAILED {label}: {out['error']}")
+        elif out["status"] == "interrupted":
+            bar.write(f"bench: interrupted {label} (a restarted sweep runs it again)")
         else:
             bar.write(f"bench: {label} was finished by another sweep")
         bar.update(1)

@@ -1,0 +1,182 @@
+"""Does the race reach the full factorial's decision at a fraction of its compute?
+
+For each dataset (the embedded digits, and generated "shapes": 8 classes x 200 small rotated, coloured, noisy shapes, 40 px),
+the full factorial of experiments/race.yaml (6 architectures x 5 seeds x 3 folds = 90 runs) is trained once, in this
+process, into ordinary result rows. Then:
+- `bench race` runs on the same results: every run it asks for already exists (same identity), so it trains nothing
+  and its decision is exactly the one a live race would reach; its log lands in <results>/<dataset>/races/race.csv;
+- the same race is replayed on the recorded accuracies for 50 other random orders of the 15 (seed, fold) instances,
+  with both tests, to show how often it decides correctly and what it costs, not just for one lucky order.
+
+A race is correct when the full factorial's best (highest mean final accuracy) is among its survivors, or when every
+survivor is statistically tied with that best over all 15 instances (two-sided paired t-test, p >= 0.05). Compute is
+counted in runs (and in training seconds of the runs used) as a share of the full factorial.
+
+    .venv/bin/python benchmarks/race_validation.py [--results results/race-validation --orders 50 --threads 1]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("BENCH_CONSOLE", "off")  # one line per run from here, not per epoch
+warnings.filterwarnings("ignore")
+
+import numpy as np  # noqa: E402
+
+SHAPES = ("circle", "ring", "square", "triangle", "cross", "star", "pie", "hexagon")
+
+
+def make_shapes(root: Path, per_class: int = 200, size: int = 40) -> Path:
+    """Made once: one small shape per image, random size, position, rotation and colours, on a noisy background."""
+    from PIL import Image, ImageDraw
+    if (root / ".complete").exists():
+        return root
+    rng = np.random.default_rng(0)
+    for c, shape in enumerate(SHAPES):
+        (root / shape).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            bg = tuple(int(v) for v in rng.integers(0, 256, 3))
+            img = Image.new("RGB", (size, size), bg)
+            draw = ImageDraw.Draw(img)
+            fg = tuple(int((b + rng.integers(80, 176)) % 256) for b in bg)
+            r = rng.uniform(7, 14)
+            cx, cy = rng.uniform(r + 1, size - r - 1, 2)
+            a0 = rng.uniform(0, 2 * np.pi)
+
+            def poly(n, radii):
+                return [(cx + radii[k % len(radii)] * np.cos(a0 + 2 * np.pi * k / n),
+                         cy + radii[k % len(radii)] * np.sin(a0 + 2 * np.pi * k / n)) for k in range(n)]
+            box = [cx - r, cy - r, cx + r, cy + r]
+            if shape == "circle":
+                draw.ellipse(box, fill=fg)
+            elif shape == "ring":
+                draw.ellipse(box, outline=fg, width=3)
+            elif shape == "square":
+                draw.polygon(poly(4, [r]), fill=fg)
+            elif shape == "triangle":
+                draw.polygon(poly(3, [r]), fill=fg)
+            elif shape == "hexagon":
+                draw.polygon(poly(6, [r]), fill=fg)
+            elif shape == "star":
+                draw.polygon(poly(10, [r, r * 0.45]), fill=fg)
+            elif shape == "pie":
+                draw.pieslice(box, np.degrees(a0), np.degrees(a0) + 180, fill=fg)
+            else:  # cross: two bars
+                for a in (a0, a0 + np.pi / 2):
+                    dx, dy, w = r * np.cos(a), r * np.sin(a), 2.5
+                    px, py = -w * np.sin(a), w * np.cos(a)
+                    draw.polygon([(cx - dx + px, cy - dy + py), (cx + dx + px, cy + dy + py),
+                                  (cx + dx - px, cy + dy - py), (cx - dx - px, cy - dy - py)], fill=fg)
+            arr = np.asarray(img, np.float32) + rng.normal(0, 25, (size, size, 3))
+            Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(root / shape / f"{shape}_{i:03d}.png")
+    (root / ".complete").touch()
+    return root
+
+
+def full_factorial(exp) -> dict:
+    """Train every run not recorded yet (in this process: no worker start-up per run), then read back
+    {config: (final accuracy or None, training seconds)} from the latest row of each run id."""
+    from bench.config import make_config
+    from bench.logs import read_rows
+    from bench.sweep.plan import plan
+    from bench.train.protocol import run
+    from bench.train.record import index_path
+    p = plan(exp.configs, exp.name)
+    t0 = time.monotonic()
+    for i, job in enumerate(p.jobs, 1):
+        cfg = make_config(**job["config"])
+        try:
+            row = run(cfg)
+            print(f"  {i}/{len(p.jobs)} {cfg.arch} seed {cfg.seed} fold {cfg.fold}: {float(row['final_accuracy']):.3f}"
+                  f" in {float(row['total_seconds']):.1f} s ({time.monotonic() - t0:.0f} s so far)", flush=True)
+        except Exception as e:  # recorded as a failed row by run(); the race treats it as a failed candidate
+            print(f"  {i}/{len(p.jobs)} {cfg.arch} seed {cfg.seed} fold {cfg.fold}: FAILED {e}", flush=True)
+    latest = {r["run_id"]: r for r in read_rows(index_path(exp.configs[0].results_dir)) if r.get("status") == "ok"}
+    out = {}
+    for cfg, run_id in zip(exp.configs, p.ids):
+        r = latest.get(run_id)
+        out[cfg] = (float(r["final_accuracy"]), float(r["total_seconds"])) if r else (None, 0.0)
+    return out
+
+
+def reorder(exp, instances):
+    from bench.sweep.experiment import Experiment
+    configs = tuple(exp.cell(label, inst) for label in exp.labels for inst in instances)
+    return Experiment(exp.name, exp.path, configs, exp.labels, tuple(instances))
+
+
+def replay(exp, values: dict, test: str):
+    """The race on recorded results: (result, share of the training seconds used)."""
+    from bench.sweep.race import race
+    used = []
+
+    def evaluate(configs):
+        used.extend(configs)
+        return [values[c][0] for c in configs]
+    res = race(exp, evaluate, test=test)
+    total = sum(s for _, s in values.values())
+    return res, 100 * sum(values[c][1] for c in used) / total
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", default="results/race-validation")
+    ap.add_argument("--orders", type=int, default=50, help="random instance orders replayed per test")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--datasets", default="digits,shapes")
+    args = ap.parse_args()
+    import torch
+    from scipy import stats
+    from bench.cli import main as bench
+    from bench.sweep.experiment import load_experiment
+    torch.set_num_threads(args.threads)
+    results = Path(args.results)
+    specs = {"digits": "digits", "shapes": str(make_shapes(results / "data" / "shapes"))}
+    for name in args.datasets.split(","):
+        rdir = results / name
+        exp = load_experiment(ROOT / "experiments" / "race.yaml", dataset=specs[name], results_dir=str(rdir))
+        print(f"== {name}: full factorial {len(exp.configs)} runs", flush=True)
+        values = full_factorial(exp)
+        acc = {lab: np.array([values[exp.cell(lab, i)][0] for i in exp.instances], dtype=float) for lab in exp.labels}
+        means = {lab: float(np.nanmean(a)) for lab, a in acc.items()}
+        best = max(means, key=means.get)
+        tied = {lab for lab in exp.labels if lab == best or stats.ttest_rel(acc[best], acc[lab]).pvalue >= 0.05}
+        print("| arch | mean final accuracy | sd | tied with best (paired t, all 15 instances) |")
+        for lab in sorted(means, key=means.get, reverse=True):
+            print(f"| {lab} | {100 * means[lab]:.1f} % | {100 * np.nanstd(acc[lab], ddof=1):.1f} | "
+                  f"{'best' if lab == best else 'yes' if lab in tied else 'no'} |")
+        # the real command, on the recorded runs (it trains nothing: every run exists)
+        bench(["race", str(ROOT / "experiments" / "race.yaml"), "--dataset", specs[name], "--results-dir", str(rdir)])
+
+        def correct(res):
+            return best in res.survivors or set(res.survivors) <= tied
+        rng = random.Random(0)
+        orders = [list(exp.instances)] + [rng.sample(exp.instances, len(exp.instances)) for _ in range(args.orders)]
+        for test in ("friedman", "ttest"):
+            runs, secs, ok, decisions = [], [], 0, {}
+            for order in orders:
+                res, sec = replay(reorder(exp, order), values, test)
+                runs.append(res.compute_pct)
+                secs.append(sec)
+                ok += correct(res)
+                decisions[res.decision] = decisions.get(res.decision, 0) + 1
+            first, first_sec = replay(exp, values, test)
+            print(f"{name} {test}: file order -> {first.decision} {', '.join(first.survivors)} "
+                  f"({'correct' if correct(first) else 'WRONG'}), {first.compute_pct:.0f} % of runs, {first_sec:.0f} % "
+                  f"of training seconds | {len(orders)} orders: correct {ok}/{len(orders)}, decisions {decisions}, "
+                  f"runs median {statistics.median(runs):.0f} % (range {min(runs):.0f}-{max(runs):.0f} %), "
+                  f"training seconds median {statistics.median(secs):.0f} %", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
