@@ -120,6 +120,25 @@ def test_sota_xresnet_switches_build_fastais_modules():
         arch_for("resnet50", "mish")
 
 
+def test_sota_xresnet_loads_fastais_checkpoint_around_the_attention_layer():
+    """As fastai did for the article (strict=False): every xrn50_940 tensor is loaded, only SimpleSelfAttention's
+    stay at their init, and the weights tag says so."""
+    from bench.train.weights import CACHES, load_model
+    plain = get_arch("xresnet50")
+    torch.manual_seed(1)
+    sd = plain.build(False).state_dict()
+    path = CACHES["fastai"][0](plain)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": sd}, path)
+    model, used = load_model(arch_for("xresnet50", "mish", True), "true")
+    assert used == "fastai:xrn50_940+random_sa (cache)"
+    got = model.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in sd.items())
+    from fastai.layers import SimpleSelfAttention
+    sa = [n for n, m in model.named_modules() if isinstance(m, SimpleSelfAttention)]
+    assert len(sa) == 1 and set(got) - set(sd) == {k for k in got if k.startswith(sa[0] + ".")} != set()
+
+
 def test_loss_settings_are_fastais():
     from fastai.losses import CrossEntropyLossFlat, LabelSmoothingCrossEntropy
     from bench.train.learner import Built, make_learner
