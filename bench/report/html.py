@@ -134,8 +134,7 @@ def html_section(ds: str, s: pd.DataFrame, d: Decision, comps: pd.DataFrame, ima
     hint = ("<p class=hint>GMACs missing; to measure them: " + "; ".join(f"<code>{html.escape(h)}</code>"
                                                                       for h in hints) + "</p>") if hints else ""
     imgs = "".join(f'<figure><img alt="{html.escape(t)}" src="data:image/png;base64,'
-                   f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption>{html.escape(t)}</figcaption></figure>'
-                   for t, p in images)
+                   f'{base64.b64encode(p.read_bytes()).decode()}"></figure>' for t, p in images)
     tag = " <span class=tag>the article's dataset</span>" if article else ""
     return (f"<section><h2>{html.escape(str(ds))}{tag}</h2>{decision_html(d, s)}"
             f"{html_table(s, article)}{hint}{pairs}{stale_html(stale)}<div class=plots>{imgs}</div></section>")
@@ -176,5 +175,6 @@ def html_page(sections, notes, filters, n_ok, n_failed, races: str = "", article
             "over seeds/folds of runs with identical settings (anything else is a separate row). P(best): how often "
             "the model has the best mean when the seeds/folds are resampled (paired bootstrap). Gap to best: paired "
             f"by seed/fold, with a 95 % t interval from {MIN_PAIRS} pairs on; <b>within noise</b> means that "
-            f"interval contains 0.{published} Click a column header to sort.</p>"
+            f"interval contains 0. With 3–4 seeds P(best) is coarse and the interval wide: the tie is judged by "
+            f"the interval.{published} Click a column header to sort.</p>"
             f"{note}{races}{''.join(sections)}<script>{SORT_JS}</script></body></html>")
