@@ -17,7 +17,7 @@ OPTS = $(if $(DATASET),--dataset '$(DATASET)') $(if $(PROFILE),--profile $(PROFI
        $(if $(ON_BAD_IMAGE),--on-bad-image $(ON_BAD_IMAGE)) $(if $(PRESIZE),--presize $(PRESIZE)) \
        --results-dir '$(RESULTS)' $(ARGS)
 
-.PHONY: install bench list sweep report speed test clean-venv
+.PHONY: install bench list sweep race report speed test clean-venv
 
 install: $(STAMP)
 
@@ -39,6 +39,12 @@ EXECUTOR ?= local
 sweep: $(STAMP)
 	$(BIN)/bench sweep experiments/$(EXP).yaml $(if $(DATASET),--dataset '$(DATASET)') --executor $(EXECUTOR) \
 	  --results-dir '$(RESULTS)' $(ARGS)
+
+# make race EXP=quick [SEEDS=0,1,2] [FOLDS=5] [ALPHA=0.05] [BUDGET=40]: the file's archs raced over (seed, fold) pairs
+race: $(STAMP)
+	$(BIN)/bench race experiments/$(EXP).yaml $(if $(DATASET),--dataset '$(DATASET)') --executor $(EXECUTOR) \
+	  $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FOLDS),--folds $(FOLDS)) $(if $(ALPHA),--alpha $(ALPHA)) \
+	  $(if $(BUDGET),--budget $(BUDGET)) --results-dir '$(RESULTS)' $(ARGS)
 
 # make report [EXP=quick] [FAMILY=resnet]: EXP filters only when given (the sweep's default EXP=quick does not)
 REPORT_EXP = $(if $(filter command line environment,$(origin EXP)),$(EXP))

@@ -1,8 +1,8 @@
 """Does the race reach the full factorial's decision at a fraction of its compute?
 
-For each dataset (the embedded digits, and generated "shapes": 8 classes x 200 small rotated, coloured, noisy shapes, 40 px),
-the full factorial of experiments/race.yaml (6 architectures x 5 seeds x 3 folds = 90 runs) is trained once, in this
-process, into ordinary result rows. Then:
+For each dataset (the embedded digits, and generated "shapes": 8 classes x 200 small rotated, coloured, noisy shapes, 40
+px), the full factorial of experiments/race.yaml (6 architectures x 5 seeds x 3 folds = 90 runs) is trained once, in
+this process, into ordinary result rows. Then:
 - `bench race` runs on the same results: every run it asks for already exists (same identity), so it trains nothing
   and its decision is exactly the one a live race would reach; its log lands in <results>/<dataset>/races/race.csv;
 - the same race is replayed on the recorded accuracies for 50 other random orders of the 15 (seed, fold) instances,

@@ -64,8 +64,8 @@ def scripted(means: dict[str, float], calls: list, sd: float = 0.005):
     """An evaluator answering from a fixed table of accuracies per (arch, seed, fold)."""
     def evaluate(configs):
         calls.append([c.arch for c in configs])
-        return [means[c.arch] + 0.02 * np.sin(c.seed + 10 * c.fold) + sd * np.cos(7 * c.seed + sum(map(ord, c.arch)) % 5)
-                for c in configs]
+        return [means[c.arch] + 0.02 * np.sin(c.seed + 10 * c.fold)
+                + sd * np.cos(7 * c.seed + sum(map(ord, c.arch)) % 5) for c in configs]
     return evaluate
 
 

@@ -2,8 +2,9 @@
 
 Run ids are deterministic (config identity + dataset fingerprint + split hash), so a restarted sweep skips every run
 that already has an `ok` row and runs the rest; a run interrupted by a killed sweep left no row (or, after Ctrl-C, an
-`interrupted` one) and simply runs again. Rows are whole-line appends under a file lock and each run is claimed by an flock while it executes, so
-sweeps killed at any moment, or several sweeps on one results directory, never duplicate or tear a row.
+`interrupted` one) and simply runs again. Rows are whole-line appends under a file lock and each run is claimed by an
+flock while it executes, so sweeps killed at any moment, or several sweeps on one results directory, never duplicate or
+tear a row.
 """
 from __future__ import annotations
 
