@@ -9,7 +9,11 @@ candidates significantly worse than the best, paired across the instances seen s
 the last instance (tie), or when the next round would pass the compute budget (budget).
 
 The decisions go to `results/races/<experiment>.csv`, one row per round, rewritten whole after every round: a
-restarted race replays the rounds from the recorded runs (deterministic) and writes the same log.
+restarted race replays the rounds from the recorded runs (deterministic) and writes the same log. Per round:
+`instance` ("seed S fold F"), `n_instances` (instances so far), `survivors` and `eliminated` (';'-joined labels, after
+and by this round; a failed run's candidate is eliminated too), `test` (friedman+conover | wilcoxon | ttest+holm, empty
+before --min-instances), `statistic` and `p_value` (see racestats.Outcome), `decision` (continue | winner | tie |
+budget | failed), `runs_used` (cumulative, reused runs included) and `full_factorial_runs`.
 """
 from __future__ import annotations
 
