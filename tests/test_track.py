@@ -17,8 +17,6 @@ import pytest
 
 from conftest import make_image_folder
 
-import mlflow  # noqa: E402  (a test dependency via the [mlflow] extra: missing, it fails here rather than skipping)
-
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--pretrained", "false", "--size", "32", "--bs", "8", "--pct", "1", "--head-epochs", "2", "--ft-epochs", "1"]
 
@@ -64,6 +62,7 @@ def read_csv(path: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_run_is_tracked_in_a_real_mlflow_server(server, tmp_path, monkeypatch):
+    import mlflow  # a test dependency (the [mlflow] extra): missing, it fails rather than skips
     from bench.cli import main
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "bench-test-server")
@@ -115,6 +114,7 @@ def test_server_down_is_one_warning_line_and_the_run_is_kept(tmp_path):
 
 @pytest.mark.slow
 def test_sweep_tracks_to_the_local_store_under_the_results_folder(tmp_path, monkeypatch):
+    import mlflow
     import yaml
     from bench.cli import main
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from fastai.callback.core import Callback
 
-from ..config import ConfigError, RunConfig
+from ..config import RunConfig
 from ..logs import EPOCH_FIELDS, console_mode, encode_rows
 from .record import one_line
 
@@ -52,14 +52,6 @@ def experiment_name(cfg: RunConfig) -> str:
 def tracker_for(cfg: RunConfig, row: dict) -> Callback | None:
     """The callback `cfg.track` asks for, or None. `row` is the run's index row, filled in as the run goes."""
     return MlflowTracker(cfg, row) if cfg.track == "mlflow" else None
-
-
-def check_remote_tracking(configs, remote: bool) -> None:
-    """Ray workers do not write the driver's results folder, so they cannot use the local default store."""
-    if remote and any(c.track == "mlflow" for c in configs) and not os.environ.get("MLFLOW_TRACKING_URI"):
-        raise ConfigError("track: mlflow on a Ray cluster needs MLFLOW_TRACKING_URI, a tracking server every node "
-                          "can reach (e.g. `mlflow server --host 0.0.0.0` and MLFLOW_TRACKING_URI=http://HOST:5000); "
-                          "the default store is a file in the driver's results folder, which workers do not write")
 
 
 @contextmanager
