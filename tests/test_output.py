@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from bench.cli import build_parser, main
-from bench.config import RunConfig
+from bench.config import PROFILES, RunConfig
 from bench.logs import console_mode, epoch_line, quiet_libraries, read_rows
 from bench.train.fastpath import MEASURED_FASTER, device_class, memory_format
 
@@ -100,11 +100,15 @@ def test_run_help_describes_every_setting():
         assert f.metadata.get("help"), f"RunConfig.{f.name} has no help metadata"
         assert f.metadata["help"].rstrip(".") in text.replace("%%", "%"), f.name
         assert "default " in text, f.name
-    # grouped as RunConfig is: more than one group, each field in its field's group
-    titles = {g.title for g in run._action_groups}
-    assert {f.metadata.get("group") for f in fields(RunConfig)} <= titles and len(titles) > 3
-    help_text = run.format_help()
-    assert "default 224, quick: 64" in help_text.replace("\n", " ").replace("  ", " ")
+        assert f"default {str(f.default).lower() if f.default is not None else ''}" in text.lower(), f.name
+        for name, profile in PROFILES.items():  # a profile's own value is shown beside the default
+            if f.name in profile:
+                assert f"{name}: {profile[f.name]}" in text, (f.name, name)
+    # grouped as RunConfig is: each field's flag sits in its field's group
+    by_group = {g.title: {a.dest for a in g._group_actions} for g in run._action_groups}
+    for f in fields(RunConfig):
+        assert f.name in by_group[f.metadata["group"]], f.name
+    assert len({f.metadata["group"] for f in fields(RunConfig)}) >= 4
 
 
 @pytest.mark.parametrize("setting", ["true", "false", "auto"])

@@ -38,12 +38,12 @@ def memory_format(setting: str | bool, device) -> str:
 
 def loader_kwargs(num_workers: int | None, device) -> dict:
     """DataLoader workers and pinned memory. auto (None): on CUDA one worker per core this process may run on
-    (fastcore's num_cpus, at most 16) and pinned host memory for asynchronous copies, so decoding and augmenting
+    (fastai's defaults.cpus, at most 16) and pinned host memory for asynchronous copies, so decoding and augmenting
     overlap the GPU's work; on a CPU 0 workers, which measured fastest on 2 cores (workers compete with the
     training threads for the same cores)."""
     cuda = getattr(device, "type", str(device).split(":")[0]) == "cuda"
     if num_workers is None:
-        from fastcore.basics import num_cpus
-        num_workers = min(16, num_cpus()) if cuda else 0
+        from fastcore.basics import defaults  # fastai's cpu count: the cores this process may run on
+        num_workers = min(16, defaults.cpus) if cuda else 0
     return dict(num_workers=num_workers, pin_memory=cuda)
 
