@@ -151,3 +151,16 @@ def test_sweep_log_is_one_line_per_run(tiny_folder, tmp_path, capfd):
     assert [line.split(":")[0] for line in lines] == ["bench", "bench", "bench"], lines
     run_lines = [line for line in lines if line.startswith("bench: ok ")]
     assert len(run_lines) == 1 and "weights random" in run_lines[0], lines
+
+
+def test_cuda_gets_workers_pinned_memory_and_channels_last():
+    """Without a GPU here, the CUDA choices are checked as data: what auto resolves to on each device class."""
+    from fastcore.basics import defaults
+    from bench.train.fastpath import loader_kwargs
+    assert loader_kwargs(None, torch.device("cuda")) == dict(num_workers=min(16, defaults.cpus), pin_memory=True)
+    assert loader_kwargs(None, torch.device("cpu")) == dict(num_workers=0, pin_memory=False)
+    assert loader_kwargs(3, "cuda:1") == dict(num_workers=3, pin_memory=True)  # an explicit count is kept
+    assert memory_format("auto", torch.device("cuda:0")) == "channels_last"
+    assert memory_format("false", torch.device("cuda:0")) == "contiguous"
+    cap = torch.backends.cpu.get_cpu_capability()
+    assert device_class(torch.device("cpu")) == ("cpu-avx512" if cap.startswith("AVX512") else "cpu")
