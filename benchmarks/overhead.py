@@ -92,7 +92,7 @@ def run_plain(cfg, model, state, train, valid, lr) -> float:
     train, valid = [plain(b) for b in train], [plain(b) for b in valid]
     t0 = time.perf_counter()
     from bench.train.fastpath import memory_format
-    if memory_format(cfg.channels_last, torch.device("cpu")) == "channels_last":  # as the harness resolves it
+    if memory_format(cfg.channels_last, torch.device("cpu"), cfg.img_size) == "channels_last":  # as the harness
         model.to(memory_format=torch.channels_last)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
@@ -151,7 +151,8 @@ def main(argv=None) -> int:
     twin = copy.deepcopy(built.model)
     lr = 1e-3
     from bench.train.fastpath import memory_format
-    print(f"# {a.arch} {a.size}px bs{a.bs} {a.precision} {memory_format(cfg.channels_last, torch.device('cpu'))}, "
+    fmt = memory_format(cfg.channels_last, torch.device("cpu"), a.size)
+    print(f"# {a.arch} {a.size}px bs{a.bs} {a.precision} {fmt}, "
           f"{a.batches}+{a.valid_batches} batches, {a.data} data, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}", flush=True)
     run_harness(cfg, built, state, train[:2], valid[:1], dataset, vocab, lr)  # warm-up: oneDNN plans, allocator

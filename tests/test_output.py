@@ -14,7 +14,7 @@ import torch
 from bench.cli import build_parser, main
 from bench.config import PROFILES, RunConfig
 from bench.logs import console_mode, epoch_line, quiet_libraries, read_rows
-from bench.train.fastpath import MEASURED_FASTER, device_class, memory_format
+from bench.train.fastpath import device_class, memory_format
 
 EPOCH = re.compile(r"^bench: epoch (\d)/2 \(phase (\d) (frozen|unfrozen) 1/1\): train loss \d+\.\d{4}, valid loss "
                    r"\d+\.\d{4}, accuracy \d\.\d{4}, top-2 \d\.\d{4}, \d+\.\d s \(train \d+\.\d s\)$")
@@ -45,7 +45,7 @@ def test_run_off_a_terminal_prints_lines_not_bars(tiny_folder, results_dir, caps
     assert float(row["train_img_per_s"]) == pytest.approx(n_trained / train_s, rel=0.02)
     # the memory format auto chose on this machine is recorded next to the setting
     assert row["channels_last"] == "auto"
-    assert row["memory_format"] == MEASURED_FASTER[device_class(torch.device("cpu"))]
+    assert row["memory_format"] == memory_format("auto", torch.device("cpu"), 32)
     assert row["precision"] == "fp32"
 
 
@@ -133,7 +133,7 @@ def test_memory_format_really_used_is_recorded(setting):
                          cbs=[Spy()])
     with learn.no_bar(), learn.no_logging():
         learn.fit(1, 1e-4)
-    expected = {"true": "channels_last", "false": "contiguous"}.get(setting) or memory_format("auto", "cpu")
+    expected = {"true": "channels_last", "false": "contiguous"}.get(setting) or memory_format("auto", "cpu", 32)
     assert learn.memory_format == expected
     assert seen and all(s == (expected == "channels_last") for s in seen)
 
@@ -160,7 +160,11 @@ def test_cuda_gets_workers_pinned_memory_and_channels_last():
     assert loader_kwargs(None, torch.device("cuda")) == dict(num_workers=min(16, defaults.cpus), pin_memory=True)
     assert loader_kwargs(None, torch.device("cpu")) == dict(num_workers=0, pin_memory=False)
     assert loader_kwargs(3, "cuda:1") == dict(num_workers=3, pin_memory=True)  # an explicit count is kept
-    assert memory_format("auto", torch.device("cuda:0")) == "channels_last"
-    assert memory_format("false", torch.device("cuda:0")) == "contiguous"
     cap = torch.backends.cpu.get_cpu_capability()
+    assert memory_format("auto", torch.device("cuda:0"), 32) == "channels_last"
+    assert memory_format("false", torch.device("cuda:0"), 224) == "contiguous"
+    # on an AVX-512 CPU from 128 px on (measured faster there), never on other CPUs (not measured faster)
+    assert memory_format("auto", torch.device("cpu"), 64) == "contiguous"
+    assert memory_format("auto", torch.device("cpu"), 224) == ("channels_last" if cap.startswith("AVX512") else
+                                                               "contiguous")
     assert device_class(torch.device("cpu")) == ("cpu-avx512" if cap.startswith("AVX512") else "cpu")

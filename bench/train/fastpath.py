@@ -8,16 +8,17 @@ records the `memory_format` and `precision` really used.
 """
 from __future__ import annotations
 
-# device class -> memory format that trained faster there (docs/benchmarks.md, "Memory format by device").
-MEASURED_FASTER = {
-    # NHWC is the layout cuDNN's tensor-core convolutions run natively (PyTorch's and NVIDIA's guidance); no GPU was
-    # lent to measure it here.
-    "cuda": "channels_last",
-    # AMD EPYC, AVX-512 with avx512_bf16, 2 cores, fp32, training through the harness: see docs/benchmarks.md.
-    "cpu-avx512": "channels_last",
-    # AVX2-only EPYC (earlier figures): resnet18 0.99x, resnet50 1.08x, inside the noise: keep the default layout.
-    "cpu": "contiguous",
-}
+# device class -> smallest training image side (px) from which channels_last trained faster there; None: never.
+# cpu-avx512: AMD EPYC (AVX-512 + avx512_bf16), fp32 training through the harness, channels_last / contiguous, median
+# of paired per-round ratios (benchmarks/options.py, docs/benchmarks.md):
+#     px:      32    64    128   224
+#   resnet18   0.94  0.96  1.14
+#   resnext50  0.94  0.98  1.13  1.14
+#   b3         1.19  1.02  1.30  1.25
+# so from 128 px on it is faster for all three, below that it is a wash or slower for ResNet-style bodies.
+# cuda: NHWC is the layout cuDNN's tensor-core convolutions run natively (PyTorch's and NVIDIA's guidance; no GPU was
+# lent to measure it here). cpu (AVX2 and older): resnet18 0.99x, resnet50 1.08x at 64 px, inside the noise.
+CHANNELS_LAST_FROM: dict[str, int | None] = {"cuda": 0, "cpu-avx512": 128, "cpu": None}
 
 
 def device_class(device) -> str:
@@ -28,12 +29,14 @@ def device_class(device) -> str:
     return "cpu-avx512" if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else "cpu"
 
 
-def memory_format(setting: str | bool, device) -> str:
-    """`channels_last` or `contiguous` for the channels_last setting (auto | true | false) on `device`."""
+def memory_format(setting: str | bool, device, img_size: int) -> str:
+    """`channels_last` or `contiguous` for the channels_last setting (auto | true | false), on `device`, training
+    at `img_size` px."""
     setting = str(setting).lower()
     if setting in ("true", "false"):
         return "channels_last" if setting == "true" else "contiguous"
-    return MEASURED_FASTER[device_class(device)]
+    start = CHANNELS_LAST_FROM[device_class(device)]
+    return "channels_last" if start is not None and img_size >= start else "contiguous"
 
 
 def loader_kwargs(num_workers: int | None, device) -> dict:

@@ -99,7 +99,8 @@ def make_learner(cfg: RunConfig, dls, built: Built, cbs=()):
                     splitter=partial(param_groups, spec=built.spec, kind=cfg.layer_groups), cbs=list(cbs),
                     train_bn=True)  # as the article ran: BatchNorm keeps training while the body is frozen
     from .fastpath import memory_format
-    learn.memory_format = memory_format(cfg.channels_last, resolve_device(cfg.device))  # recorded in every row
+    # recorded in every row
+    learn.memory_format = memory_format(cfg.channels_last, resolve_device(cfg.device), cfg.img_size)
     if learn.memory_format == "channels_last":
         from fastai.callback.channelslast import ChannelsLast
         learn.add_cb(ChannelsLast())

@@ -67,13 +67,10 @@ def measure(arch: str, img_size: int | None = None, batch_size: int | None = Non
     if write:  # before minutes of measuring, not after
         from ..logs import check_writable
         check_writable(results_dir)
-    if write:  # before minutes of measuring, not after
-        from ..logs import check_writable
-        check_writable(results_dir)
     from .fastpath import memory_format
     row = dict(arch=cfg.arch, family=spec.family, source=spec.source, img_size=cfg.img_size,
                batch_size=cfg.batch_size, precision=cfg.precision, channels_last=cfg.channels_last,
-               memory_format=memory_format(cfg.channels_last, dev), compile=compile,
+               memory_format=memory_format(cfg.channels_last, dev, cfg.img_size), compile=compile,
                device=device_name(dev), threads=torch.get_num_threads(), n_classes=N_CLASSES, warmup_steps=warmup,
                steps=steps, deterministic=True, git_sha=git_sha(), host=host(), **versions())
     try:
