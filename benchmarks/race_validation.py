@@ -1,15 +1,15 @@
 """Does the race reach the full factorial's decision at a fraction of its compute?
 
-For each dataset (the embedded digits, and generated "shapes": 8 classes x 200 small rotated, coloured, noisy shapes, 40
-px), the full factorial of experiments/race.yaml (6 architectures x 5 seeds x 3 folds = 90 runs) is trained once, in
-this process, into ordinary result rows. Then:
+For each dataset (the embedded digits, and a harder one generated here: the same digits shrunk, rotated up to 30
+degrees, moved, tinted and noisy), the full factorial of experiments/race.yaml (6 architectures x 5 seeds x 5 folds =
+150 runs) is trained once, in this process, into ordinary result rows. Then:
 - `bench race` runs on the same results: every run it asks for already exists (same identity), so it trains nothing
   and its decision is exactly the one a live race would reach; its log lands in <results>/<dataset>/races/race.csv;
-- the same race is replayed on the recorded accuracies for 50 other random orders of the 15 (seed, fold) instances,
+- the same race is replayed on the recorded accuracies for 50 other random orders of the 25 (seed, fold) instances,
   with both tests, to show how often it decides correctly and what it costs, not just for one lucky order.
 
 A race is correct when the full factorial's best (highest mean final accuracy) is among its survivors, or when every
-survivor is statistically tied with that best over all 15 instances (two-sided paired t-test, p >= 0.05). Compute is
+survivor is statistically tied with that best over all 25 instances (two-sided paired t-test, p >= 0.05). Compute is
 counted in runs (and in training seconds of the runs used) as a share of the full factorial.
 
     .venv/bin/python benchmarks/race_validation.py [--results results/race-validation --orders 50 --threads 1]
@@ -32,52 +32,26 @@ warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
 
-SHAPES = ("circle", "ring", "square", "triangle", "cross", "star", "pie", "hexagon")
-
-
-def make_shapes(root: Path, per_class: int = 200, size: int = 40) -> Path:
-    """Made once: one small shape per image, random size, position, rotation and colours, on a noisy background."""
-    from PIL import Image, ImageDraw
+def make_noisy_digits(root: Path, seed: int = 0) -> Path:
+    """Made once: scikit-learn's 1,797 digits, each shrunk to 24 px, rotated up to 30 degrees, placed at a random spot
+    of a 36 px canvas, given random dark/bright grey levels with a tint, and Gaussian noise (sd 30)."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
     if (root / ".complete").exists():
         return root
-    rng = np.random.default_rng(0)
-    for c, shape in enumerate(SHAPES):
-        (root / shape).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            bg = tuple(int(v) for v in rng.integers(0, 256, 3))
-            img = Image.new("RGB", (size, size), bg)
-            draw = ImageDraw.Draw(img)
-            fg = tuple(int((b + rng.integers(80, 176)) % 256) for b in bg)
-            r = rng.uniform(7, 14)
-            cx, cy = rng.uniform(r + 1, size - r - 1, 2)
-            a0 = rng.uniform(0, 2 * np.pi)
-
-            def poly(n, radii):
-                return [(cx + radii[k % len(radii)] * np.cos(a0 + 2 * np.pi * k / n),
-                         cy + radii[k % len(radii)] * np.sin(a0 + 2 * np.pi * k / n)) for k in range(n)]
-            box = [cx - r, cy - r, cx + r, cy + r]
-            if shape == "circle":
-                draw.ellipse(box, fill=fg)
-            elif shape == "ring":
-                draw.ellipse(box, outline=fg, width=3)
-            elif shape == "square":
-                draw.polygon(poly(4, [r]), fill=fg)
-            elif shape == "triangle":
-                draw.polygon(poly(3, [r]), fill=fg)
-            elif shape == "hexagon":
-                draw.polygon(poly(6, [r]), fill=fg)
-            elif shape == "star":
-                draw.polygon(poly(10, [r, r * 0.45]), fill=fg)
-            elif shape == "pie":
-                draw.pieslice(box, np.degrees(a0), np.degrees(a0) + 180, fill=fg)
-            else:  # cross: two bars
-                for a in (a0, a0 + np.pi / 2):
-                    dx, dy, w = r * np.cos(a), r * np.sin(a), 2.5
-                    px, py = -w * np.sin(a), w * np.cos(a)
-                    draw.polygon([(cx - dx + px, cy - dy + py), (cx + dx + px, cy + dy + py),
-                                  (cx + dx - px, cy + dy - py), (cx - dx - px, cy - dy - py)], fill=fg)
-            arr = np.asarray(img, np.float32) + rng.normal(0, 25, (size, size, 3))
-            Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(root / shape / f"{shape}_{i:03d}.png")
+    rng = np.random.default_rng(seed)
+    digits = load_digits()
+    for i, (img, target) in enumerate(zip(digits.images, digits.target)):
+        (root / str(target)).mkdir(parents=True, exist_ok=True)
+        glyph = Image.fromarray((img * 255 / 16).astype("uint8"), "L").resize((24, 24), Image.BILINEAR)
+        glyph = glyph.rotate(rng.uniform(-30, 30), Image.BILINEAR, expand=True)
+        canvas = Image.new("L", (36, 36))
+        canvas.paste(glyph, tuple(int(v) for v in rng.integers(0, 36 - glyph.size[0] + 1, 2)))
+        mask = np.asarray(canvas, np.float32)[..., None] / 255
+        bg = rng.uniform(0, 80) + rng.uniform(0, 30, 3)
+        fg = rng.uniform(170, 230) + rng.uniform(0, 25, 3)
+        arr = bg * (1 - mask) + fg * mask + rng.normal(0, 30, (36, 36, 3))
+        Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(root / str(target) / f"{i:04d}.png")
     (root / ".complete").touch()
     return root
 
@@ -132,7 +106,7 @@ def main() -> int:
     ap.add_argument("--results", default="results/race-validation")
     ap.add_argument("--orders", type=int, default=50, help="random instance orders replayed per test")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--datasets", default="digits,shapes")
+    ap.add_argument("--datasets", default="digits,noisy-digits")
     args = ap.parse_args()
     import torch
     from scipy import stats
@@ -140,7 +114,7 @@ def main() -> int:
     from bench.sweep.experiment import load_experiment
     torch.set_num_threads(args.threads)
     results = Path(args.results)
-    specs = {"digits": "digits", "shapes": str(make_shapes(results / "data" / "shapes"))}
+    specs = {"digits": "digits", "noisy-digits": str(make_noisy_digits(results / "data" / "noisy-digits"))}
     for name in args.datasets.split(","):
         rdir = results / name
         exp = load_experiment(ROOT / "experiments" / "race.yaml", dataset=specs[name], results_dir=str(rdir))
@@ -150,7 +124,7 @@ def main() -> int:
         means = {lab: float(np.nanmean(a)) for lab, a in acc.items()}
         best = max(means, key=means.get)
         tied = {lab for lab in exp.labels if lab == best or stats.ttest_rel(acc[best], acc[lab]).pvalue >= 0.05}
-        print("| arch | mean final accuracy | sd | tied with best (paired t, all 15 instances) |")
+        print(f"| arch | mean final accuracy | sd | tied with best (paired t, all {len(exp.instances)} instances) |")
         for lab in sorted(means, key=means.get, reverse=True):
             print(f"| {lab} | {100 * means[lab]:.1f} % | {100 * np.nanstd(acc[lab], ddof=1):.1f} | "
                   f"{'best' if lab == best else 'yes' if lab in tied else 'no'} |")
