@@ -156,13 +156,13 @@ def test_cli_race_errors_are_one_line(tmp_path, capsys):
 
 # --- a real race, stopped after two rounds and resumed
 @pytest.mark.slow
-def test_resume_mid_race_reuses_the_runs_and_writes_the_same_log(tmp_path):
+def test_resume_mid_race_reuses_the_runs_and_writes_the_same_log(tmp_path, capsys):
     import yaml
     data = make_image_folder(tmp_path / "data", per_class=8)
     results = tmp_path / "res"
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump({
-        "dataset": str(data), "profile": "quick", "archs": ["resnet18", "xresnet18"], "seeds": [0, 1, 2],
+        "dataset": str(data), "profile": "quick", "archs": ["resnet18", "xresnet18"], "seeds": [0, 1, 2], "folds": [0],
         "protocol": {"img_size": 32, "item_size": 32, "batch_size": 8, "head_epochs": 0, "ft_epochs": 1,
                      "pretrained": "false", "n_folds": 3}}))
     exp = load_experiment(path, results_dir=str(results))
@@ -192,3 +192,10 @@ def test_resume_mid_race_reuses_the_runs_and_writes_the_same_log(tmp_path):
     assert [{k: v for k, v in r.items() if k not in drop} for r in rows[:2]] == \
         [{k: v for k, v in r.items() if k not in drop} for r in first]
     assert rows[-1]["runs_used"] == str(res.runs_used) == "6" and rows[-1]["full_factorial_runs"] == "6"
+    # the command on the finished race: trains nothing, says the decision and its compute share
+    from bench.cli import main
+    capsys.readouterr()
+    assert main(["race", str(path), "--results-dir", str(results), "--min-instances", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"race tiny: {res.decision}" in out and "6 of 6 runs = 100 % of the full factorial" in out
+    assert list(csv.DictReader(open(runs))) == after and len(read_log(log)) == 3

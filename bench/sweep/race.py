@@ -150,7 +150,8 @@ def summary_line(res: RaceResult, test: str, alpha: float, log: Path | None) -> 
     cost = f"{res.runs_used} of {res.full_runs} runs = {res.compute_pct:.0f} % of the full factorial"
     ranked = sorted(res.means, key=res.means.get, reverse=True)
     shown = ", ".join(f"{s} ({100 * res.means[s]:.2f} %)" for s in ranked)
-    what = {"winner": f"winner {shown}", "tie": f"tie between {shown} (no significant difference on every instance)",
+    what = {"winner": f"winner {shown}",
+            "tie": f"tie between {shown} (not significantly different after every instance)",
             "budget": f"compute budget reached; still in: {shown}",
             "failed": "no winner: every candidate's runs failed"}[res.decision]
     n = len(res.rounds)
