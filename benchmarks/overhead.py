@@ -129,10 +129,13 @@ def main(argv=None) -> int:
     ap.add_argument("--batches", type=int, default=10, help="training batches per fit")
     ap.add_argument("--valid-batches", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
     ap.add_argument("--data", choices=("real", "synthetic"), default="real")
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--channels-last", default="auto", choices=("auto", "true", "false"))
     a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
 
     from bench.config import make_config
     from bench.train.learner import build_model, seed_all
