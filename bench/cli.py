@@ -10,7 +10,7 @@ import sys
 from dataclasses import fields
 
 from .config import ALIASES, PROFILES, ConfigError, RunConfig
-from .logs import quiet_libraries
+from .console import quiet_libraries
 
 # Subcommands contributed by other modules: each exposes add_cli(subparsers) and keeps heavy imports in its handler.
 PLUGINS = ("bench.sweep.cli", "bench.report.build", "bench.train.speed", "bench.train.show")

@@ -20,6 +20,8 @@ from typing import Iterable
 
 from filelock import FileLock
 
+from .console import console_mode, epoch_line
+
 
 @contextmanager
 def locked(path: Path):
@@ -126,34 +128,6 @@ def _header(path: Path) -> list[str] | None:
 # --- per-epoch log and console
 EPOCH_FIELDS = ["run_id", "attempt", "phase", "epoch", "phase_epoch", "train_loss", "valid_loss", "accuracy",
                 "top_k_accuracy", "lr", "mom", "seconds", "train_seconds"]
-PHASES = {1: "frozen", 2: "unfrozen"}
-
-
-def console_mode(stream=None) -> str:
-    """How training shows progress: `bar` on a terminal (a batch bar that vanishes, then one line per epoch),
-    `lines` when the stream is a file or pipe (one line per epoch, nothing redrawn), `off` when BENCH_CONSOLE=off
-    (sweep workers: no epoch or warning lines, the sweep prints one line per finished run). BENCH_CONSOLE=lines|bar
-    forces the others."""
-    forced = os.environ.get("BENCH_CONSOLE", "").strip().lower()
-    if forced in ("off", "lines", "bar"):
-        return forced
-    stream = stream or sys.stderr
-    return "bar" if getattr(stream, "isatty", lambda: False)() else "lines"
-
-
-def epoch_line(row: dict, k: int | None = None, total: int | None = None) -> str:
-    """One epoch as one line, e.g. `bench: epoch 3/4 (phase 2 unfrozen 1/2): train loss 0.4120, valid loss 0.3311,
-    accuracy 0.9010, top-5 0.9921, 12.3 s (train 10.1 s)`."""
-    def num(v):
-        return "n/a" if v is None else f"{float(v):.4f}"
-    of = f"/{total}" if total else ""
-    topk = f"top-{k}" if k else "top-k"
-    return (f"bench: epoch {row['epoch']}{of} (phase {row['phase']} {PHASES.get(row['phase'], '')} "
-            f"{row['phase_epoch']}/{row.get('phase_epochs', '?')}): train loss {num(row['train_loss'])}, "
-            f"valid loss {num(row['valid_loss'])}, accuracy {num(row['accuracy'])}, {topk} "
-            f"{num(row['top_k_accuracy'])}, {row['seconds']:.1f} s (train {row['train_seconds']:.1f} s)")
-
-
 def epoch_callback(path: Path | None, run_id: str, attempt: str, k: int | None = None, total: int | None = None,
                    console: str | None = None, stream=None, sink=None):
     """A fastai callback that appends one row per epoch to `path` and shows progress (see `console_mode`) in place
@@ -245,30 +219,6 @@ def epoch_callback(path: Path | None, run_id: str, attempt: str, k: int | None =
                 self._bar = None
 
     return EpochLog()
-
-
-def quiet_libraries() -> None:
-    """fastai/geffnet/timm import-time deprecation chatter hides the lines users need to read; the warnings left
-    are shown as one `bench: warning: ...` line each (no file:line, no source echo), fit for logs."""
-    import warnings
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", message=".*torch.jit.*")
-    warnings.formatwarning = format_warning
-    warnings.showwarning = show_warning
-
-
-def format_warning(message, category=None, filename=None, lineno=None, line=None) -> str:
-    return f"bench: warning: {' '.join(str(message).split())}\n"
-
-
-def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    if console_mode() == "off":  # a sweep worker: what matters (weights used, errors) is in the run's row
-        return
-    try:
-        (file or sys.stderr).write(format_warning(message))
-    except (OSError, ValueError):  # a closed stream, as warnings.showwarning tolerates too
-        pass
 
 
 # --- provenance

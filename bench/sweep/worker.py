@@ -56,7 +56,7 @@ def record_failure(job: dict, error: str, sink=None) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    from ..logs import quiet_libraries
+    from ..console import quiet_libraries
     from ..sinks import RowSpool
     quiet_libraries()
     job = json.loads(argv[0])

@@ -24,7 +24,8 @@ from pathlib import Path
 from fastai.callback.core import Callback
 
 from ..config import RunConfig
-from ..logs import EPOCH_FIELDS, console_mode, encode_rows
+from ..console import console_mode
+from ..logs import EPOCH_FIELDS, encode_rows
 from .record import one_line
 
 CURVES = ("phase", "train_loss", "valid_loss", "accuracy", "top_k_accuracy", "lr", "mom", "seconds", "train_seconds")
