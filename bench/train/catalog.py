@@ -2,7 +2,7 @@
 
 Counting parameters builds every registry model (on the meta device) and finding each library's weight file imports
 five model libraries: ~9 s on 2 quiet cores, 16 s under load. Both only change with a library version, the registry
-source or the variables that move the libraries' caches, so they are computed once and kept in
+source (archs.py, weights.py) or the variables that move the libraries' caches, so they are computed once and kept in
 `cache_dir()/catalog.json` under a key made of exactly those. Whether a weight file is on disk is checked every time.
 """
 from __future__ import annotations
@@ -25,8 +25,8 @@ def catalog_path() -> Path:
 
 def cache_key() -> str:
     from ..logs import versions
-    from . import archs
-    src = hashlib.sha256(Path(archs.__file__).read_bytes()).hexdigest()
+    here = Path(__file__).parent  # the registry and the weight-file rules, read as text (no torch import)
+    src = hashlib.sha256(b"".join((here / f).read_bytes() for f in ("archs.py", "weights.py"))).hexdigest()
     env = {k: os.environ.get(k, "") for k in _CACHE_ENV}
     return hashlib.sha256(json.dumps([versions(), env, src], sort_keys=True).encode()).hexdigest()[:16]
 
