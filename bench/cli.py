@@ -46,7 +46,7 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     """One --flag per RunConfig field, in the dataclass's groups, each saying what it is, its unit and default
     (values validated by make_config, so every entry point gives the same errors), plus the short aliases used
     by make (--epochs sets both phases)."""
-    groups: dict[str, argparse._ArgumentGroup] = {}
+    groups: dict = {}  # group title -> argparse argument group
     for f in fields(RunConfig):
         title = (f.metadata or {}).get("group", "run settings")
         if title not in groups:
