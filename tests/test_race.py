@@ -43,8 +43,9 @@ def test_a_tie_stays_a_tie(test):
 
 def test_two_survivors_use_wilcoxon_and_need_enough_instances():
     t = table({"a": 0.9, "b": 0.8}, n=8)
-    assert compare(t.iloc[:5]).test == "wilcoxon" and compare(t.iloc[:5]).eliminated == []  # exact p >= 1/16
-    assert compare(t).eliminated == ["b"]
+    five = compare(t.iloc[:5], test="friedman")
+    assert five.test == "wilcoxon" and five.eliminated == []  # the exact p is >= 1/16 with five pairs
+    assert compare(t, test="friedman").eliminated == ["b"]
 
 
 def test_holm_adjusts_in_step_down_order():
@@ -77,16 +78,17 @@ def read_log(path: Path) -> list[dict]:
     return rows
 
 
-def test_race_eliminates_after_the_minimum_and_names_the_winner(tmp_path):
+@pytest.mark.parametrize("test", ["ttest", "friedman"])
+def test_race_eliminates_after_the_minimum_and_names_the_winner(tmp_path, test):
     exp = load_experiment(exp_file(tmp_path), results_dir=str(tmp_path / "res"))
     calls: list = []
     means = {"resnet18": 0.95, "resnet34": 0.80, "xresnet18": 0.78, "seresnet50": 0.60}
     log = tmp_path / "res" / "races" / "r.csv"
-    res = race(exp, scripted(means, calls), min_instances=3, log=log)
+    res = race(exp, scripted(means, calls), min_instances=3, test=test, log=log)
     assert [len(c) for c in calls[:3]] == [4, 4, 4]  # everyone runs the first three instances
     rows = read_log(log)
     assert [r["eliminated"] for r in rows[:2]] == ["", ""] and rows[0]["test"] == ""  # no test before the minimum
-    assert rows[2]["test"] == "friedman+conover" and rows[2]["eliminated"]
+    assert rows[2]["test"] == {"ttest": "ttest+holm", "friedman": "friedman+conover"}[test] and rows[2]["eliminated"]
     assert res.decision == "winner" and res.survivors == ["resnet18"] and rows[-1]["decision"] == "winner"
     assert [r["decision"] for r in rows[:-1]] == ["continue"] * (len(rows) - 1)
     assert res.runs_used == sum(len(c) for c in calls) == int(rows[-1]["runs_used"])
@@ -110,7 +112,7 @@ def test_tied_candidates_end_in_a_tie_at_the_instance_budget(tmp_path):
 
 def test_budget_stops_the_race(tmp_path):
     exp = load_experiment(exp_file(tmp_path, archs=["resnet18", "resnet34"], seeds=range(10)))
-    res = race(exp, scripted({"resnet18": 0.9, "resnet34": 0.9}, []), budget_pct=50)
+    res = race(exp, scripted({"resnet18": 0.9, "resnet34": 0.9}, [], sd=0.0), budget_pct=50)
     assert res.decision == "budget" and res.runs_used <= 10 and res.rounds[-1]["decision"] == "budget"
 
 

@@ -157,9 +157,9 @@ def add_cli(sub) -> None:
     p.add_argument("--min-instances", type=int, default=3,
                    help="instances every candidate runs before any elimination (default 3)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the tests (default 0.05)")
-    p.add_argument("--test", choices=("friedman", "ttest"), default="friedman",
-                   help="friedman: Friedman test + Conover post-hoc vs the best (Wilcoxon signed-rank for two), as "
-                        "F-Race/irace; ttest: paired t-tests vs the best, Holm-corrected (default friedman)")
+    p.add_argument("--test", choices=("ttest", "friedman"), default="ttest",
+                   help="ttest: paired t-tests vs the best mean, Holm-corrected; friedman: Friedman test + Conover "
+                        "post-hoc vs the best rank sum (Wilcoxon signed-rank for two), as F-Race/irace (default ttest)")
     p.add_argument("--budget", type=float, default=100.0, metavar="PCT",
                    help="stop before a round would pass PCT %% of the full factorial's runs (default 100)")
     p.set_defaults(func=cmd_race)

@@ -56,7 +56,7 @@ def log_path(results_dir: str | Path, name: str) -> Path:
     return Path(results_dir) / "races" / f"{name}.csv"
 
 
-def race(exp: Experiment, evaluate: Evaluate, min_instances: int = 3, alpha: float = 0.05, test: str = "friedman",
+def race(exp: Experiment, evaluate: Evaluate, min_instances: int = 3, alpha: float = 0.05, test: str = "ttest",
          budget_pct: float = 100.0, log: Path | None = None, echo: Callable[[str], None] | None = None) -> RaceResult:
     """Race the experiment's arch entries over its instances; `evaluate` runs a round's configs (see
     `evaluate_runs`). Writes the log after every round when `log` is given."""
