@@ -308,7 +308,10 @@ def test_a_random_init_fallback_is_planned_again_once_weights_can_be_had(tmp_pat
     p = plan([cfg])
     assert [j["run_id"] for j in p.jobs] == [row["run_id"]] and p.done == []
     assert "random init" in p.runs[0]["note"] and p.runs[0]["status"] == "planned"
+    from bench.sweep.worker import is_done
+    job = p.jobs[0]
+    assert not is_done(job)  # the worker agrees with the plan: the fallback row does not count as done
     fallback = {"status": "ok", "weights_used": "random"}
     assert random_fallback(fallback, cfg) and not random_fallback(fallback, cfg.replace(pretrained="false"))
     again = run(cfg)  # with the weights now: done
-    assert again["weights_used"].endswith("(cache)") and plan([cfg]).done == [row["run_id"]]
+    assert again["weights_used"].endswith("(cache)") and plan([cfg]).done == [row["run_id"]] and is_done(job)

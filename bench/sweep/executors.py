@@ -140,7 +140,7 @@ def run_ray(jobs: list[dict], report: Callable[[Outcome], None], address: str | 
             lock = claim(job, wait)
             if lock is None:
                 return False
-            if is_done(job["config"]["results_dir"], job["run_id"]):  # finished by another sweep meanwhile
+            if is_done(job):  # finished by another sweep meanwhile
                 lock.release()
                 report(dict(run_id=job["run_id"], status="done", error="", row=None, seconds=0))
             else:

@@ -12,13 +12,14 @@ for the driver to append, and `threads` sets torch's thread count to the task's 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-EXIT_OK, EXIT_FAILED, EXIT_BUSY, EXIT_DONE = 0, 1, 3, 4
+EXIT_OK, EXIT_FAILED, EXIT_BUSY, EXIT_DONE, EXIT_INTERRUPTED = 0, 1, 3, 4, 130
 
 
 def claim_path(results_dir: str | Path, run_id: str) -> Path:
@@ -31,8 +32,18 @@ def rows_for(results_dir: str | Path, run_id: str) -> list[dict]:
     return [r for r in read_rows(index_path(results_dir)) if r.get("run_id") == run_id]
 
 
-def is_done(results_dir: str | Path, run_id: str) -> bool:
-    return any(r.get("status") == "ok" for r in rows_for(results_dir, run_id))
+def is_done(job: dict) -> bool:
+    """Finished since the sweep planned: an ok row that is the run asked for (a random-init fallback of a run that
+    asked for weights, now available, is not; `plan.satisfied`)."""
+    from ..config import make_config
+    from .plan import satisfied
+    return satisfied(rows_for(job["config"]["results_dir"], job["run_id"]), make_config(**job["config"]))
+
+
+def show_traceback() -> None:
+    """The failed row and the sweep's line say what went wrong; the traceback is for BENCH_DEBUG=1."""
+    if os.environ.get("BENCH_DEBUG", "") not in ("", "0"):
+        show_traceback()
 
 
 def claim(job: dict, wait: bool) -> FileLock | None:
@@ -66,9 +77,11 @@ def main(argv: list[str]) -> int:
     if lock is None:
         return EXIT_BUSY
     try:
-        if is_done(job["config"]["results_dir"], job["run_id"]):  # finished by another sweep since this one planned
+        if is_done(job):  # finished by another sweep since this one planned
             return EXIT_DONE
         return execute(job)
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the run recorded itself as interrupted
+        return EXIT_INTERRUPTED
     finally:
         lock.release()
 
@@ -91,13 +104,13 @@ def execute(job: dict, sink=None) -> int:
             raise RuntimeError(f"run id is {prepared.run_id} here but {job['run_id']} when the sweep was planned "
                                "(dataset or split changed during the sweep, or differs on this node)")
     except Exception as e:
-        traceback.print_exc()
+        show_traceback()
         record_failure(job, one_line(e), sink)
         return EXIT_FAILED
     try:
         run(cfg, prepared, sink=sink)  # records its own row, ok or failed
     except Exception:
-        traceback.print_exc()
+        show_traceback()
         return EXIT_FAILED
     return EXIT_OK
 
