@@ -92,3 +92,16 @@ def test_unknown_arch_suggests():
         get_arch("resnet5O")
     with pytest.raises(ConfigError, match="not a timm model"):
         get_arch("timm:definitely_not_a_model")
+
+
+@pytest.mark.parametrize("arch", ["timm:mobilenetv3_small_100", "timm:lcnet_050"])
+def test_timm_bodies_with_a_conv_head_get_the_head_they_feed(arch):
+    """These models apply a 1x1 conv head after their stages: the head must be built for what the body really
+    outputs (1024 / 1280 channels), not for timm's `num_features` (576 / 256), or training fails at once."""
+    import torch
+    from bench.config import make_config
+    from bench.train.learner import build_model
+    built = build_model(make_config(arch=arch, pretrained="false"), n_classes=3)
+    built.model.train()
+    assert built.model(torch.randn(2, 3, 64, 64)).shape == (2, 3)
+    assert built.nf == built.model[0](torch.randn(1, 3, 64, 64)).shape[1]

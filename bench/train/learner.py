@@ -53,8 +53,11 @@ def check_device(name: str) -> torch.device:
 
 
 def num_features(body: nn.Module) -> int:
-    if not isinstance(body, nn.Sequential):  # timm bodies say it themselves; fastai's probe needs a Sequential
-        return body.num_features
+    if not isinstance(body, nn.Sequential):
+        # a timm body's `num_features` is what forward_features gives; models with a conv head after the stages
+        # (mobilenetv3, lcnet, ghostnet) give more, so the output of a small dummy batch decides
+        from fastai.callback.hook import dummy_eval
+        return dummy_eval(body, (64, 64)).shape[1]
     from fastai.vision.learner import num_features_model
     return num_features_model(body)
 
