@@ -16,13 +16,14 @@ MOMS = (0.95, 0.85, 0.95)  # fastai fit_one_cycle's momentum schedule; it overri
 
 INDEX_FIELDS = [
     "run_id", "attempt", "timestamp", "status", "error", "experiment", "arch", "family", "source", "head",
-    "layer_groups", "pretrained", "weights_used", "dataset", "dataset_fingerprint", "n_classes", "n_train",
-    "n_valid", "img_size", "item_size", "batch_size", "pct_images", "seed", "split_seed", "n_folds", "fold",
-    "split_hash", "head_epochs", "head_lr", "ft_epochs", "ft_lr_min", "ft_lr_max", "moms", "adam_mom", "sqr_mom",
-    "eps", "wd", "top_k", "precision", "channels_last", "memory_format", "params_total", "params_trainable_phase1",
-    "params_1k", "final_accuracy", "best_accuracy", "best_epoch", "final_top_k", "final_valid_loss", "phase1_seconds",
-    "phase2_seconds", "total_seconds", "train_img_per_s", "device", "threads", "python", "torch", "torchvision",
-    "fastai", "timm", "pytorchcv", "geffnet", "git_sha", "host", "epoch_log", "config_json",
+    "layer_groups", "pretrained", "weights_used", "dataset", "dataset_fingerprint", "n_classes", "n_train", "n_valid",
+    "img_size", "item_size", "batch_size", "pct_images", "seed", "split_seed", "n_folds", "fold", "split_hash",
+    "head_epochs", "head_lr", "ft_epochs", "ft_lr_min", "ft_lr_max", "moms", "adam_mom", "sqr_mom", "eps", "wd",
+    "top_k", "activation", "self_attention", "loss", "min_scale", "presize", "precision", "channels_last",
+    "memory_format", "params_total", "params_trainable_phase1", "params_1k", "final_accuracy", "best_accuracy",
+    "best_epoch", "final_top_k", "final_valid_loss", "phase1_seconds", "phase2_seconds", "total_seconds",
+    "train_img_per_s", "device", "threads", "python", "torch", "torchvision", "fastai", "timm", "pytorchcv",
+    "geffnet", "git_sha", "host", "epoch_log", "config_json",
 ]
 
 
@@ -37,7 +38,8 @@ def device_name(device: torch.device) -> str:
 def base_row(cfg: RunConfig, attempt: str) -> dict:
     keep = ("experiment", "arch", "head", "layer_groups", "pretrained", "img_size", "item_size", "batch_size",
             "pct_images", "seed", "split_seed", "n_folds", "fold", "head_epochs", "head_lr", "ft_epochs",
-            "ft_lr_min", "ft_lr_max", "adam_mom", "sqr_mom", "eps", "wd", "top_k", "precision", "channels_last")
+            "ft_lr_min", "ft_lr_max", "adam_mom", "sqr_mom", "eps", "wd", "top_k", "activation", "self_attention",
+            "loss", "min_scale", "presize", "precision", "channels_last")
     row = {k: getattr(cfg, k) for k in keep}
     row.update(attempt=attempt, moms="-".join(f"{m:g}" for m in MOMS), threads=torch.get_num_threads(),
                git_sha=git_sha(), host=host(), config_json=json.dumps(cfg.to_dict(), sort_keys=True),
