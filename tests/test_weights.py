@@ -52,9 +52,10 @@ def test_wrong_file_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["resnet18", "xresnet50", "tf_efficientnet_b3"])
-def test_warm_torch_hub_cache_is_used_offline(name):
+def test_warm_torch_hub_cache_is_used_offline(name, tmp_path, monkeypatch):
     """torchvision, fastai and geffnet read $TORCH_HOME/hub/checkpoints/<url basename> before downloading."""
     from bench.train.weights import CACHES
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # its own cache: other tests fill the shared one
     spec = get_arch(name)
     assert cached_file(spec) is None
     sd = _perturbed_state_dict(spec)
