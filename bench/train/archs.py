@@ -215,6 +215,7 @@ for _spec in [
     *(pytorchcv(f"seresnet{d}", "seresnet") for d in ("10", "18", "26", "50", "50b", "101", "101b", "152")),
     pytorchcv("resnext50_32x4d", "resnext"), pytorchcv("resnext101_32x4d", "resnext"),
     pytorchcv("seresnext50_32x4d", "seresnext"), pytorchcv("seresnext101_32x4d", "seresnext"),
+    geffnet_effnet("tf_efficientnet_b0", .2),  # the family's smallest, for the embedded quick benchmark
     *(geffnet_effnet(f"tf_efficientnet_{b}{ns}", dr) for b, dr in (("b3", .3), ("b5", .4), ("b7", .5))
       for ns in ("", "_ns")),
 ]:
