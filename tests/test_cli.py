@@ -94,8 +94,8 @@ def _config(argv):
 
 def test_profile_with_a_named_dataset(tmp_path, monkeypatch):
     """--profile on a named dataset (the default digits included) was `make_config() got multiple values`."""
-    assert _config(["--profile", "blog"]).img_size == 224  # digits' own profile is quick (64 px)
-    assert _config([]).img_size == 64
+    assert _config(["--profile", "blog"]).img_size == 224  # digits' own profile is quick (32 px)
+    assert _config([]).img_size == 32
     (tmp_path / "datasets.yaml").write_text("pets: {source: digits, size: 96, profile: quick}\n")
     monkeypatch.setenv("BENCH_DATASETS", str(tmp_path / "datasets.yaml"))
     cfg = _config(["--dataset", "pets", "--profile", "blog"])

@@ -161,7 +161,7 @@ def test_defaults_are_the_articles():
 
 
 @pytest.mark.parametrize("profile,size,item", [("blog", 448, 512), ("blog", 160, 512), ("blog", 600, 600),
-                                               ("quick", 160, 160), ("quick", 32, 72)])
+                                               ("quick", 160, 160), ("quick", 32, 32)])
 def test_item_size_is_the_profiles_whatever_img_size(profile, size, item):
     assert make_config(profile, size=size).item_size == item
     assert make_config(profile, img_size=size, item_size=700).item_size == 700  # an explicit item size stays

@@ -100,10 +100,15 @@ def test_shipped_experiments():
                for c in blog.configs)
     race = load_experiment(ROOT / "experiments" / "race.yaml")  # the race validation's matrix
     assert len(race.labels) >= 6 and len(race.instances) == 25 and any(a.startswith("timm:") for a in race.labels)
+    from bench.train.archs import get_arch
     quick = load_experiment(ROOT / "experiments" / "quick.yaml")
-    families = [REGISTRY[c.arch].family for c in quick.configs]
-    assert sorted(families) == sorted({s.family for s in REGISTRY.values()})  # one per family, every family
-    assert all(c.dataset == "digits" and c.img_size == 64 for c in quick.configs)
+    runs = Counter(c.arch for c in quick.configs)
+    families = [get_arch(a).family for a in runs]
+    # one architecture per family, every family (resnext and seresnext share a slot), timm included; 3 seeds each
+    assert len(families) == len(set(families)) and set(families) | {"seresnext"} == \
+        {s.family for s in REGISTRY.values()} | {"timm"}
+    assert set(runs.values()) == {3}
+    assert all(c.dataset == "digits" and c.img_size == 32 and c.pretrained == "false" for c in quick.configs)
 
 
 # --- sweeps (train tiny models in worker processes)
@@ -264,7 +269,7 @@ def test_sweeps_resolve_a_named_dataset_as_bench_run_does(tmp_path, monkeypatch)
     assert load_experiment(tmp_path / "n.yaml", dataset="digits").configs[0].img_size == 224  # the file's blog
     path.write_text("dataset: digits\narchs: [resnet18]\n")
     quick = load_experiment(path).configs[0]  # digits without a profile: quick, as `bench run` (was 224 px, 10+10)
-    assert (quick.img_size, quick.head_epochs, quick.pct_images) == (64, 2, 1.0)
+    assert (quick.img_size, quick.head_epochs, quick.pct_images) == (32, 1, 1.0)
     assert load_experiment(path, dataset="mine").configs[0].img_size == 48
 
 
