@@ -35,14 +35,18 @@ list: $(STAMP)
 	$(BIN)/bench list
 
 EXP      ?= quick
-EXECUTOR ?= local
+# Ray on this machine's cores, one 1-thread run per core: the quick sweep took 506 s this way on 2 cores against an
+# estimated ~790 s one run at a time with 2 threads (docs/benchmarks.md, "The quick benchmark").
+EXECUTOR ?= ray
+# a race runs a few runs per round: Ray's start-up each round costs more than it saves there
+RACE_EXECUTOR ?= local
 sweep: $(STAMP)
 	$(BIN)/bench sweep experiments/$(EXP).yaml $(if $(DATASET),--dataset '$(DATASET)') --executor $(EXECUTOR) \
 	  --results-dir '$(RESULTS)' $(ARGS)
 
 # make race EXP=quick [SEEDS=0,1,2] [FOLDS=5] [ALPHA=0.05] [BUDGET=40]: the file's archs raced over (seed, fold) pairs
 race: $(STAMP)
-	$(BIN)/bench race experiments/$(EXP).yaml $(if $(DATASET),--dataset '$(DATASET)') --executor $(EXECUTOR) \
+	$(BIN)/bench race experiments/$(EXP).yaml $(if $(DATASET),--dataset '$(DATASET)') --executor $(RACE_EXECUTOR) \
 	  $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FOLDS),--folds $(FOLDS)) $(if $(ALPHA),--alpha $(ALPHA)) \
 	  $(if $(BUDGET),--budget $(BUDGET)) --results-dir '$(RESULTS)' $(ARGS)
 

@@ -60,6 +60,9 @@ def row_identity(row) -> dict[str, str]:
             for r in requested:
                 ident.pop(r, None)
             ident[key] = realised[key]
+    threads = _text(row.get("threads"))
+    if realised["device_type"] == "cpu" and threads:  # CPU reductions split by thread count: other sums, other runs
+        ident["cpu_threads"] = threads
     for c in DATA:
         ident[c] = _text(row.get(c))
     return ident
