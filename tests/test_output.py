@@ -179,7 +179,7 @@ def test_sweep_log_is_one_line_per_run(tiny_folder, tmp_path, capfd):
 def test_cuda_gets_workers_pinned_memory_and_channels_last():
     """Without a GPU here, the CUDA choices are checked as data: what auto resolves to on each device class."""
     from fastcore.basics import defaults
-    from bench.train.fastpath import loader_kwargs
+    from bench.data.loaders import loader_kwargs
     assert loader_kwargs(None, torch.device("cuda")) == dict(num_workers=min(16, defaults.cpus), pin_memory=True)
     assert loader_kwargs(None, torch.device("cpu")) == dict(num_workers=0, pin_memory=False)
     assert loader_kwargs(3, "cuda:1") == dict(num_workers=3, pin_memory=True)  # an explicit count is kept

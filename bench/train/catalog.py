@@ -26,7 +26,8 @@ def catalog_path() -> Path:
 def cache_key() -> str:
     from ..logs import versions
     here = Path(__file__).parent  # the registry and the weight-file rules, read as text (no torch import)
-    src = hashlib.sha256(b"".join((here / f).read_bytes() for f in ("archs.py", "weights.py", "packaged.py"))).hexdigest()
+    files = ("archs.py", "weights.py", "packaged.py")
+    src = hashlib.sha256(b"".join((here / f).read_bytes() for f in files)).hexdigest()
     env = {k: os.environ.get(k, "") for k in _CACHE_ENV}
     return hashlib.sha256(json.dumps([versions(), env, src], sort_keys=True).encode()).hexdigest()[:16]
 

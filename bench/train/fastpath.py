@@ -1,4 +1,5 @@
-"""Execution choices that follow measurements: the memory format per device class and the DataLoader settings.
+"""Execution choices that follow measurements: the memory format per device class (the DataLoader settings live
+with the data, in bench.data.loaders).
 
 `channels_last=auto` takes the memory format that trained faster on this class of device (figures and commands in
 docs/benchmarks.md). It only ever chooses between layouts of the same fp32 maths: channels_last reorders memory, it
@@ -37,16 +38,4 @@ def memory_format(setting: str | bool, device, img_size: int) -> str:
         return "channels_last" if setting == "true" else "contiguous"
     start = CHANNELS_LAST_FROM[device_class(device)]
     return "channels_last" if start is not None and img_size >= start else "contiguous"
-
-
-def loader_kwargs(num_workers: int | None, device) -> dict:
-    """DataLoader workers and pinned memory. auto (None): on CUDA one worker per core this process may run on
-    (fastai's defaults.cpus, at most 16) and pinned host memory for asynchronous copies, so decoding and augmenting
-    overlap the GPU's work; on a CPU 0 workers, which measured fastest on 2 cores (workers compete with the
-    training threads for the same cores)."""
-    cuda = getattr(device, "type", str(device).split(":")[0]) == "cuda"
-    if num_workers is None:
-        from fastcore.basics import defaults  # fastai's cpu count: the cores this process may run on
-        num_workers = min(16, defaults.cpus) if cuda else 0
-    return dict(num_workers=num_workers, pin_memory=cuda)
 

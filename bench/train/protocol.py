@@ -19,8 +19,8 @@ def run(cfg: RunConfig, prepared: Prepared | None = None, sink=None) -> dict:
     """Train `cfg` under the two-phase protocol; returns the index row (also appended to results/runs.csv, or
     written through `sink`, see bench.sinks). A failure after preparation is recorded as a `failed`
     row and re-raised."""
-    from ..data.loaders import make_dls
-    from .archs import count_params_1k
+    from ..data.loaders import make_dls, stats_label
+    from .archs import arch_for, count_params_1k
     from .learner import build_model, effective_top_k, make_learner, resolve_device, seed_all
     from .track import tracker_for
     attempt = now_attempt()
@@ -34,13 +34,14 @@ def run(cfg: RunConfig, prepared: Prepared | None = None, sink=None) -> dict:
     try:
         seed_all(cfg.seed)
         device = resolve_device(cfg.device)
-        dls = make_dls(cfg, p.dataset.root, p.items, device=device)
+        stats = arch_for(cfg.arch, cfg.activation, cfg.self_attention).input_stats()  # what its weights expect
+        dls = make_dls(cfg, p.dataset.root, p.items, device=device, stats=stats)
         built = build_model(cfg, n_classes=len(dls.vocab))
         k = effective_top_k(cfg.top_k, len(dls.vocab))
         logger = epoch_callback(epoch_log, p.run_id, attempt, k=k, total=cfg.head_epochs + cfg.ft_epochs, sink=sink)
         learn = make_learner(cfg, dls, built, cbs=[logger] + ([tracker] if tracker else []))
         row.update(top_k=k, family=built.spec.family,
-                   source=built.spec.source, weights_used=built.weights_used,
+                   source=built.spec.source, weights_used=built.weights_used, normalize=stats_label(stats),
                    n_classes=len(dls.vocab), n_train=len(dls.train_ds), n_valid=len(dls.valid_ds),
                    device=device_name(device), memory_format=learn.memory_format, params_1k=count_params_1k(built.spec),
                    params_total=sum(q.numel() for q in learn.model.parameters()))

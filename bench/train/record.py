@@ -20,9 +20,9 @@ INDEX_FIELDS = [
     "img_size", "item_size", "batch_size", "pct_images", "seed", "split_seed", "n_folds", "fold", "split_hash",
     "head_epochs", "head_lr", "ft_epochs", "ft_lr_min", "ft_lr_max", "moms", "adam_mom", "sqr_mom", "eps", "wd",
     "top_k", "activation", "self_attention", "loss", "min_scale", "presize", "precision", "channels_last",
-    "memory_format", "params_total", "params_trainable_phase1", "params_1k", "final_accuracy", "best_accuracy",
-    "best_epoch", "final_top_k", "final_valid_loss", "phase1_seconds", "phase2_seconds", "total_seconds",
-    "train_img_per_s", "device", "threads", "python", "torch", "torchvision", "fastai", "timm", "pytorchcv",
+    "memory_format", "normalize", "params_total", "params_trainable_phase1", "params_1k", "final_accuracy",
+    "best_accuracy", "best_epoch", "final_top_k", "final_valid_loss", "phase1_seconds", "phase2_seconds",
+    "total_seconds", "train_img_per_s", "device", "threads", "python", "torch", "torchvision", "fastai", "timm", "pytorchcv",
     "geffnet", "git_sha", "host", "epoch_log", "config_json",
 ]
 
