@@ -14,6 +14,9 @@ from bench.train.weights import load_model, packaged_file, resolve_weights
 
 LITES = [f"tf_efficientnet_lite{i}" for i in range(3)]
 PALACE, DAISY = 698, 985  # ImageNet class indices
+# Phase 1 alone (1 epoch, 32 px, digits), measured over seeds 101-103 on 2 cores (1 thread): real features .408 / .417
+# / .397, random init .106 / .094 / .108 (chance is .10); the bounds keep ~.1 of margin on each side.
+PHASE1_REAL_MIN, PHASE1_RANDOM_MAX = 0.30, 0.20
 
 
 def _raw(name: str) -> dict:
@@ -117,8 +120,7 @@ def test_bench_list_says_packaged(capsys):
 @pytest.mark.slow
 def test_phase1_on_real_features_lands_far_above_random_init(results_dir):
     """Phase 1 only (body frozen, BatchNorm training, one epoch) on the embedded digits at 32 px: the packaged
-    ImageNet features against the same body from random init, same seed, same everything else. Measured (seed 101):
-    see docs/benchmarks.md, "Transfer learning"; the thresholds keep a wide margin."""
+    ImageNet features against the same body from random init, same seed, same everything else (see PHASE1_*)."""
     from conftest import tiny_config
     from bench.train.protocol import run
     cfg = tiny_config("digits", results_dir, arch="tf_efficientnet_lite0", pretrained="true", batch_size=32,
