@@ -66,7 +66,9 @@ AUTHOR_FIRST = {
     "geffnet": lambda m: [m.as_sequential()[:7]],               # conv_stem, bn1, act1, blocks 0-3
     "torchvision": lambda m: [m.conv1, m.bn1, m.layer1, m.layer2],
     "fastai": lambda m: list(m)[:6],                            # 3 stem ConvLayers, max pool, stages 1-2
-    "timm": lambda m: [m.conv1, m.bn1, m.layer1, m.layer2],     # resnet10t: timm's stem group + two stages
+    # timm's stem group + two stages: resnet10t, and the EfficientNet-Lites (conv_stem, bn1, block stages 0-1)
+    "timm": lambda m: [m.conv1, m.bn1, m.layer1, m.layer2] if hasattr(m, "layer1") else
+    [m.conv_stem, m.bn1, m.blocks[0], m.blocks[1]],
 }
 
 
