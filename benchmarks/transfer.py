@@ -13,7 +13,8 @@ Prints per variant the paired differences (variant - baseline) of phase-1 and fi
 per-seed values; the phase-2 gain (final - phase 1) of the baseline too. Each variant has its own results folder
 under --results (the statistics variant has the baseline's run id: the identity follows the architecture).
 `--baseline DIR` takes the baseline and random-init runs from a finished `bench sweep experiments/transfer.yaml
---results-dir DIR` instead of running them again (same configs, same run ids).
+--results-dir DIR` instead of running them again (same configs, same run ids). A run already in its folder is read,
+not trained again: variants can be measured by several processes, then summarised by one more call.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def phase_accuracy(results: Path, row: dict, phase: int) -> float:
 
 
 def from_sweep(results: Path, cfg) -> dict | None:
-    """The sweep's ok row of exactly this run (by run id), if it has one."""
+    """The ok row of exactly this run (by run id) in `results`, if it has one."""
     from bench.train.prepare import prepare
     run_id = prepare(cfg).run_id
     path = results / "runs.csv"
@@ -83,11 +84,10 @@ def main() -> None:
     for name in ns.variants:  # in the order given: with --baseline, put baseline last (the sweep may still run)
         for seed in ns.seeds:
             results = ns.results / name
-            row = None
             if ns.baseline and name in ("baseline", "random_init"):
                 results = ns.baseline
-                row = from_sweep(results, demo_config(ns.arch, seed, results, **VARIANTS[name]))
-            row = row or run_variant(name, demo_config(ns.arch, seed, results, **VARIANTS[name]))
+            cfg = demo_config(ns.arch, seed, results, **VARIANTS[name])
+            row = from_sweep(results, cfg) or run_variant(name, cfg)
             acc[name][seed] = (phase_accuracy(results, row, 1), float(row["final_accuracy"]),
                                float(row["total_seconds"]))
             print(f"{time.strftime('%H:%M:%S')} seed {seed} {name}: phase 1 {acc[name][seed][0]:.4f}, final "
