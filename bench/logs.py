@@ -147,6 +147,9 @@ def epoch_callback(path: Path | None, run_id: str, attempt: str, k: int | None =
         def __init__(self):
             self.rows: list[dict] = []
             self.train_seconds, self.train_images = 0.0, 0
+            # seconds of each phase's epochs (training batches + validation), unrounded: a run's recorded times.
+            # A tracker's start-up (before_fit) or its per-epoch logging (after this callback) falls outside.
+            self.phase_seconds: dict[int, float] = {}
             self._bar = None
 
         def after_create(self):
@@ -181,6 +184,8 @@ def epoch_callback(path: Path | None, run_id: str, attempt: str, k: int | None =
 
         def after_epoch(self):
             self.run_epoch += 1
+            seconds = time.perf_counter() - self._t0
+            self.phase_seconds[self.run_phase] = self.phase_seconds.get(self.run_phase, 0.0) + seconds
             names = self.recorder.metric_names[1:-1]  # drop 'epoch' and 'time'
             vals = dict(zip(names, self.recorder.log[1:-1]))
             hyper = self.opt.hypers[-1]
@@ -188,7 +193,7 @@ def epoch_callback(path: Path | None, run_id: str, attempt: str, k: int | None =
                        phase_epoch=self.learn.epoch + 1, train_loss=vals.get("train_loss"),
                        valid_loss=vals.get("valid_loss"), accuracy=vals.get("accuracy"),
                        top_k_accuracy=vals.get("top_k_accuracy"), lr=hyper.get("lr"), mom=hyper.get("mom"),
-                       seconds=round(time.perf_counter() - self._t0, 3), train_seconds=round(self._train_s, 3))
+                       seconds=round(seconds, 3), train_seconds=round(self._train_s, 3))
             self.rows.append(row)
             if sink is not None:
                 sink.write(path, [row], EPOCH_FIELDS)
