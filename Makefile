@@ -8,9 +8,11 @@ STAMP  := $(VENV)/.installed
 ARCH    ?= resnet18
 RESULTS ?= results
 # Optional overrides, passed through only when set: make bench ARCH=resnet50 DATASET=/data/plants EPOCHS=5 SIZE=224
+# ITEM_SIZE=224 (the item crop before batching; the article's 512 by default)
 OPTS = $(if $(DATASET),--dataset '$(DATASET)') $(if $(PROFILE),--profile $(PROFILE)) \
        $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(HEAD_EPOCHS),--head-epochs $(HEAD_EPOCHS)) \
-       $(if $(FT_EPOCHS),--ft-epochs $(FT_EPOCHS)) $(if $(SIZE),--size $(SIZE)) $(if $(BS),--bs $(BS)) \
+       $(if $(FT_EPOCHS),--ft-epochs $(FT_EPOCHS)) $(if $(SIZE),--size $(SIZE)) \
+       $(if $(ITEM_SIZE),--item-size $(ITEM_SIZE)) $(if $(BS),--bs $(BS)) \
        $(if $(PCT),--pct $(PCT)) $(if $(LR),--lr $(LR)) $(if $(SEED),--seed $(SEED)) \
        $(if $(PRETRAINED),--pretrained $(PRETRAINED)) $(if $(WEIGHTS),--weights '$(WEIGHTS)') \
        $(if $(HEAD),--head $(HEAD)) $(if $(GROUPS),--layer-groups $(GROUPS)) $(if $(DEVICE),--device $(DEVICE)) \
