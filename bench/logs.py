@@ -23,9 +23,46 @@ from filelock import FileLock
 from .console import console_mode, epoch_line
 
 
+class TidyFileLock(FileLock):
+    """A FileLock whose file is removed when its last hold is released, so no `*.lock` files pile up in results/
+    (one per run's epoch log and claim, before). Make it with `tidy_lock`, which records the inode it locked.
+
+    Why this keeps mutual exclusion: the file is unlinked while the lock is still held, and only if the path still
+    names the inode this lock holds; then the lock is released. A process that opened the old file before the unlink
+    and gets its flock afterwards finds it unlinked (no links left) and tries again on the path, where at most one
+    new file can be created (filelock >= 4.3 makes that check; pyproject requires it), so two holders never hold
+    two different files at one path. A holder's work is over before it unlinks, so a newcomer locking a fresh file
+    meanwhile overlaps with nothing."""
+
+    def release(self, force: bool = False) -> None:
+        inode = self.held_inode.get("inode")
+        if inode is not None and self.is_locked and (force or self.lock_counter == 1):
+            try:
+                st = os.lstat(self.lock_file)
+                if (st.st_dev, st.st_ino) == inode:
+                    os.unlink(self.lock_file)
+            except OSError:  # gone already (removed by hand), or a read-only folder: the lock still works
+                pass
+        super().release(force)
+
+
+def tidy_lock(path: str | Path, timeout: float = -1) -> TidyFileLock:
+    """A TidyFileLock on `path` (the lock file itself); `timeout` as FileLock's (0: try once, -1: wait)."""
+    held: dict = {}
+
+    def remember(fd: int) -> None:  # filelock calls it with the descriptor it has just locked
+        st = os.fstat(fd)
+        held["inode"] = (st.st_dev, st.st_ino)
+
+    lock = TidyFileLock(str(path), timeout=timeout, on_acquired=remember)
+    lock.held_inode = held
+    return lock
+
+
 @contextmanager
 def locked(path: Path):
-    with FileLock(str(path) + ".lock", timeout=600):
+    """`path` + ".lock" held for a whole-line append (removed afterwards)."""
+    with tidy_lock(str(path) + ".lock", timeout=600):
         yield
 
 

@@ -3,8 +3,8 @@
 The article's protocol crops every image to `item_size` = 512 px (RandomResizedCrop) before the batch transform
 brings it to `img_size`; on its ~500-px plant photos that is a crop at about their own resolution. On a dataset of
 small images (28-px digits, 64-px thumbnails) the same 512 px is an upscale that adds no detail and costs time
-(issue 19 measured 37 s against 14 s with --item-size 32, on a 10-class folder of 28-px images at 32 px): each image needs at most max(its shorter side, img_size) px,
-its own detail or the batch's size, whichever is larger. The protocol stays the article's by default; the run says
+(issue 19 measured 37 s against 14 s with --item-size 32, on a 10-class folder of 28-px images at 32 px): each
+image needs at most max(its shorter side, img_size) px, its own detail or the batch's size, whichever is larger. The protocol stays the article's by default; the run says
 so once, with the setting that removes the waste.
 """
 from __future__ import annotations
