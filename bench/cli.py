@@ -73,6 +73,7 @@ def config_from_args(ns: argparse.Namespace):
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
+    from .data.itemsize import warn_upscale
     from .train.prepare import prepare
     from .train.protocol import run
     cfg = config_from_args(ns)
@@ -80,23 +81,11 @@ def cmd_run(ns: argparse.Namespace) -> int:
     print(f"bench: run {prepared.run_id}: {cfg.arch} on {prepared.dataset.name} ({len(prepared.items)} images, "
           f"{cfg.img_size} px batches from {cfg.item_size} px item crops, {cfg.head_epochs}+{cfg.ft_epochs} epochs) "
           f"-> {cfg.results_dir}/runs.csv", file=sys.stderr)
-    warn_upscale(cfg, prepared)
+    warn_upscale(cfg, prepared.dataset, prepared.items)
     row, code = recorded_or_exit(f"run {prepared.run_id}", f"{cfg.results_dir}/runs.csv", lambda: run(cfg, prepared))
     if row is not None:
         print(summary_line(row))
     return code
-
-
-def warn_upscale(cfg, prepared) -> None:
-    """One warning when the item transform blows most of the images up far beyond what the batch needs."""
-    if cfg.item_size <= cfg.img_size:  # nothing beyond the batch's own size: no need to look at the images
-        return
-    import warnings
-    from .data.itemsize import short_sides, upscale_note
-    note = upscale_note(cfg.item_size, cfg.img_size, short_sides(prepared.dataset.root, prepared.items["path"]),
-                        prepared.dataset.name)
-    if note:
-        warnings.warn(note)
 
 
 def summary_line(row: dict) -> str:

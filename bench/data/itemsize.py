@@ -46,3 +46,14 @@ def short_sides(root: Path, rel_paths) -> pd.Series:
     from .scan import inspect
     scanned = inspect(Path(root), list(rel_paths), desc="sizes")
     return scanned[["width", "height"]].min(axis=1).astype(int)
+
+
+def warn_upscale(cfg, dataset, items: pd.DataFrame) -> None:
+    """One `bench: warning:` line when the item transform blows most of `items` (a run's subsample of `dataset`)
+    up far beyond what the batch needs; any entry point that resolved a run can call it."""
+    if cfg.item_size <= cfg.img_size:  # nothing beyond the batch's own size: no need to look at the images
+        return
+    import warnings
+    note = upscale_note(cfg.item_size, cfg.img_size, short_sides(dataset.root, items["path"]), dataset.name)
+    if note:
+        warnings.warn(note)
