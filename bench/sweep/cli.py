@@ -42,7 +42,9 @@ def _overrides(ns: argparse.Namespace) -> dict:
 def _check_executor(ns: argparse.Namespace, configs) -> None:
     if ns.executor == "ray":
         from .executors import check_ray_tracking
+        from .raycluster import preflight
         check_ray_tracking(configs)
+        preflight(ns.address)  # an address where nothing listens, or no token: one line before anything is written
 
 
 def cmd_sweep(ns: argparse.Namespace) -> int:

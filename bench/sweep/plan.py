@@ -98,6 +98,14 @@ def label(job_or_cfg: dict) -> str:
     return f"{c['arch']} seed {c['seed']} fold {c['fold']}"
 
 
+def run_seconds(out: dict) -> str:
+    """What the per-run line's seconds count: training (the row's total_seconds, as the report shows it), then the
+    whole worker (process start, imports, data, model building, tracker) around it."""
+    train = (out.get("row") or {}).get("total_seconds")
+    whole = f"{out['seconds']:.0f} s in all with the worker's start-up"
+    return f"training {float(train):.0f} s ({whole})" if train not in (None, "") else whole
+
+
 def execute(p: Plan, executor: str = "local", **executor_kw) -> dict[str, int]:
     """Run the plan's jobs with a progress bar (runs done / total, failures, ETA); returns counts by outcome."""
     from tqdm.auto import tqdm
@@ -116,7 +124,7 @@ def execute(p: Plan, executor: str = "local", **executor_kw) -> dict[str, int]:
             acc = out["row"].get("final_accuracy")
             acc_s = f"accuracy {float(acc):.4f}" if acc not in (None, "") else "no epochs"
             weights = out["row"].get("weights_used") or "?"  # the workers' own warnings are not shown
-            bar.write(f"bench: ok     {label}: {acc_s}, {out['seconds']:.0f} s, weights {weights}")
+            bar.write(f"bench: ok     {label}: {acc_s}, {run_seconds(out)}, weights {weights}")
         elif out["status"] == "failed":
             bar.write(f"bench: FAILED {label}: {out['error']}")
         elif out["status"] == "interrupted":
