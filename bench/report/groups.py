@@ -101,7 +101,7 @@ def one_per_instance(ok: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(the latest ok attempt per (section, model, instance); the rows left out as repeats). `ok` is already one row
     per run id; rows of one instance with different run ids are older records of the same run."""
     key = ["section", "model", *INSTANCE]
-    keyed = ok.assign(**{c: ok[c].astype(str) for c in INSTANCE})
+    keyed = ok.assign(**{c: ok[c].astype(object).fillna("").astype(str) for c in INSTANCE})
     order = keyed.sort_values(["attempt", "timestamp"], na_position="first", kind="stable")
     repeat = order.duplicated(key, keep="last")
     return ok.loc[order.index[~repeat]], ok.loc[order.index[repeat]]

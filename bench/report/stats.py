@@ -38,7 +38,7 @@ class Ranking:
 
 def instance_table(ok: pd.DataFrame) -> pd.DataFrame:
     """One section's ok rows (one per model and instance) → instances × models."""
-    keyed = ok.assign(**{c: ok[c].astype(str) for c in INSTANCE})
+    keyed = ok.assign(**{c: ok[c].astype(object).fillna("").astype(str) for c in INSTANCE})
     wide = keyed.pivot_table(index=INSTANCE, columns="model", values="final_accuracy", aggfunc="last")
     order = sorted(wide.index, key=lambda i: tuple(int(x) if x.lstrip("-").isdigit() else 0 for x in i))
     return wide.reindex(order)

@@ -12,7 +12,8 @@ from .groups import label_sections
 from .identity import fill_from_finished, from_keys, identities, identity_keys, mark_stale
 from .stats import Ranking
 
-NUMERIC = ["img_size", "batch_size", "pct_images", "head_epochs", "ft_epochs", "top_k", "params_total", "params_1k",
+NUMERIC = ["img_size", "batch_size", "pct_images", "head_epochs", "ft_epochs", "head_lr", "ft_lr_min", "ft_lr_max",
+           "top_k", "params_total", "params_1k",
            "final_accuracy", "best_accuracy", "best_epoch", "final_top_k", "final_valid_loss",
            "phase1_seconds", "phase2_seconds", "total_seconds"]
 TEXT = ["run_id", "attempt", "timestamp", "status", "error", "experiment", "arch", "family", "source", "head",
@@ -159,7 +160,8 @@ def summarise(ok: pd.DataFrame, failed: pd.DataFrame, speed: pd.DataFrame,
     instances they share), then the models not ranked (with the instances they lack), failed-only models last."""
     keys = ["dataset", "section", "protocol_text", "model"]
     first = {c: (c, "first") for c in ["arch", "family", "source", "head", "layer_groups", "img_size", "batch_size",
-                                       "pct_images", "head_epochs", "ft_epochs", "params_m", "top_k", "config_json"]}
+                                       "pct_images", "head_epochs", "ft_epochs", "head_lr", "ft_lr_min", "ft_lr_max",
+                                       "weights_used", "params_m", "top_k", "config_json"]}
     s = ok.groupby(keys, sort=False).agg(
         **first, n=("final_accuracy", "count"), acc_mean=("final_accuracy", "mean"), acc_std=("final_accuracy", "std"),
         topk_mean=("final_top_k", "mean"), topk_std=("final_top_k", "std"),
