@@ -28,8 +28,8 @@ EXACT_UP_TO = 16  # 2^16 sign patterns enumerated; above that a fixed random sam
 class Versus:
     """The best of a complete instances × models table, and every other model against it."""
     best: str
-    n: int  # instances (rows) compared
-    means: pd.Series  # per model, over those instances, highest first
+    n: int  # instances compared (the most any comparison used)
+    means: pd.Series  # per model, over the compared instances (complete table) or minus its gap, highest first
     gap: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))  # best - other, ≥ 0
     p: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))  # one-sided exact p, unadjusted
     level: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))  # Holm's level for that comparison
@@ -91,23 +91,32 @@ def holm_levels(pvals: pd.Series, alpha: float = ALPHA) -> pd.Series:
     return pd.Series(out, dtype=float).reindex(pvals.index)
 
 
+def versus(best: str, diffs: dict[str, np.ndarray], alpha: float = ALPHA) -> Versus:
+    """`best` against each other model on the instances the two share: `diffs[m]` = best − m per shared instance
+    (each model may have its own instances: pairing needs only the two). Holm over the comparisons."""
+    means = pd.Series({best: 0.0, **{m: -float(np.mean(d)) for m, d in diffs.items()}}, dtype=float)
+    v = Versus(best, max((len(d) for d in diffs.values()), default=0), means.sort_values(ascending=False,
+                                                                                       kind="stable"))
+    others = list(diffs)
+    if not others:
+        v.tied = [best]
+        return v
+    v.gap = pd.Series({m: float(np.mean(d)) for m, d in diffs.items()}, dtype=float)
+    v.p = pd.Series({m: sign_flip_p(d) for m, d in diffs.items()}, dtype=float)
+    v.level = holm_levels(v.p, alpha)
+    v.lower = pd.Series({m: lower_bound(diffs[m], v.level[m]) for m in others}, dtype=float)
+    v.tied = [best] + [m for m in v.gap.sort_values(kind="stable").index if not v.p[m] < v.level[m]]
+    return v
+
+
 def versus_best(table: pd.DataFrame, alpha: float = ALPHA) -> Versus:
     """`table`: instances × models, complete (no NaN), higher is better. The best has the highest mean over those
     instances (ties broken by column order); each other model is compared with it on every instance."""
     table = table.astype(float)
     means = table.mean().sort_values(ascending=False, kind="stable")
     best = str(means.index[0])
-    v = Versus(best, len(table), means)
-    others = [m for m in means.index if m != best]
-    if not others or len(table) == 0:
-        v.tied = [best]
-        return v
-    diffs = {m: (table[best] - table[m]).to_numpy() for m in others}
-    v.gap = pd.Series({m: float(d.mean()) for m, d in diffs.items()}, dtype=float)
-    v.p = pd.Series({m: sign_flip_p(d) for m, d in diffs.items()}, dtype=float)
-    v.level = holm_levels(v.p, alpha)
-    v.lower = pd.Series({m: lower_bound(diffs[m], v.level[m]) for m in others}, dtype=float)
-    v.tied = [best] + [m for m in others if not v.p[m] < v.level[m]]
+    v = versus(best, {m: (table[best] - table[m]).to_numpy() for m in means.index[1:]}, alpha)
+    v.means, v.n = means, len(table)
     return v
 
 

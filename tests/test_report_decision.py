@@ -71,9 +71,10 @@ def test_clear_winner_is_recommended_with_its_numbers(tmp_path):
                               "seresnet50": [0.70, 0.72, 0.71, 0.70, 0.72, 0.71]})
     d = result.decisions["digits"]
     assert d.pick == "resnet34" and d.tied == ["resnet34"] and d.cheapest is None
-    assert d.sentence.startswith("Use resnet34: best on paired evidence, 91.0 % on the 6 (seed, fold) instances the 3 "
-                                 "ranked models share, P(best) 1.00; every other ranked model is worse beyond noise "
-                                 "(exact one-sided paired test, Holm, α 0.05), the runner-up resnet50 by 10.0 pp (≥ ")
+    assert d.sentence.startswith("Use resnet34: best on paired evidence, 91.0 ± 0.9 % over its 6 (seed, fold) "
+                                 "instances, P(best) 1.00; every other ranked model is worse beyond noise on the "
+                                 "instances it shares with resnet34 (exact one-sided paired test, Holm, α 0.05), the "
+                                 "runner-up resnet50 by 10.0 pp on 6 shared instances (≥ 9.0 pp)."), d.sentence
     page = result.html.read_text()
     # the decision comes before the ranked table, with accuracy, time and size
     assert page.index("class=decision") < page.index('class="sortable"')
@@ -86,7 +87,8 @@ def test_three_seeds_never_separate_and_say_how_many_would(tmp_path):
     result = build(tmp_path, {"resnet34": [0.90, 0.91, 0.92], "resnet50": [0.80, 0.82, 0.81]})
     d = result.decisions["digits"]
     assert d.pick is None and d.tied == ["resnet34", "resnet50"] and d.cheapest == "resnet34"
-    assert "3 instances can never separate 2 models at α 0.05 (the smallest exact p is 1/2^3): run ≥ 5" in d.sentence
+    assert "3 shared instances can never separate 2 models at α 0.05 (the smallest exact p is 1/2^3): run ≥ 5" \
+        in d.sentence
     assert result.summary.set_index("model").p_value["resnet50"] == pytest.approx(1 / 8)
 
 
@@ -99,10 +101,12 @@ def test_tie_names_the_tied_set_and_its_cheapest(tmp_path):
     assert s.loc["resnet34", "noise"] == "within noise"
     assert d.tied == ["resnet50", "resnet34", "seresnet50"] and d.cheapest == "seresnet50" and d.pick is None
     assert 0.2 < s.loc["resnet34", "p_best"] < 0.8 and s.loc["seresnet50", "p_best"] == 0
-    assert d.sentence.startswith("No single best on paired evidence: All ranked models are within noise of resnet50 "
-                                 "(89.5 % on the 4 (seed, fold) instances the 3 ranked models share; 4 instances "
-                                 "can never separate 3 models"), d.sentence
-    assert "The cheapest of the tied set is seresnet50 (61.5 %, 28.0 pp behind, trains 10.0× faster" in d.sentence
+    assert d.sentence.startswith("No single best on paired evidence: all ranked models are within noise of the leader "
+                                 "resnet50 (89.5 ± 3.1 % over its 4 (seed, fold) instances, P(best) 0."), d.sentence
+    assert "4 shared instances can never separate 3 models at α 0.05 (the smallest exact p is 1/2^4): run ≥ 6" \
+        in d.sentence
+    assert d.sentence.endswith("The cheapest of the tied set is seresnet50 (28.0 pp behind on 4 shared instances, and "
+                               "it trains 10.0× faster).")
     page = result.html.read_text()
     assert "Tied for best (3 models)" in page and "seresnet50 ← cheapest of the tie" in page and "← use" not in page
 

@@ -72,34 +72,34 @@ def decide(s: pd.DataFrame, fills: dict[str, list[str]] | None = None, alpha: fl
         d = Decision(f"No two models share {MIN_PAIRS} (seed, fold) instances yet, so none is ranked: compare on the "
                      f"same seeds and folds.{missing}", untested=untested, todo=todo)
         return d
-    best = ranked.iloc[0]
-    n, k = int(best.n_common), len(ranked)
+    best, k = ranked.iloc[0], len(ranked)
     tied = ranked[ranked.noise.isin(["best", "within noise"])]
     d = Decision("", tied.model.tolist(), untested=untested, todo=todo)
-    on = f"on the {n} (seed, fold) instances the {k} ranked models share"
+    own = f"{pct(best.acc_mean, best.acc_std)} over its {best.n} (seed, fold) instances{_pb(best)}"
     if len(tied) == 1:
         r = ranked.iloc[1]
         d.pick = best.model
-        d.sentence = (f"Use {best.model}: best on paired evidence, {pct(best.acc_paired)} {on}{_pb(best)}; every other "
-                      f"ranked model is worse beyond noise (exact one-sided paired test, Holm, α {alpha:g}), the "
-                      f"runner-up {r.model} by {100 * r.gap:.1f} pp ({_bound(r.gap_lo)}).")
+        d.sentence = (f"Use {best.model}: best on paired evidence, {own}; every other ranked model is worse beyond "
+                      f"noise on the instances it shares with {best.model} (exact one-sided paired test, Holm, "
+                      f"α {alpha:g}), the runner-up {r.model} by {100 * r.gap:.1f} pp on {r.n_paired:.0f} shared "
+                      f"instances ({_bound(r.gap_lo)}).")
     else:
         # Tied on accuracy: the cheapest to train of the tied set is the better buy; fewer parameters break ties.
         c = tied.sort_values(["total_s", "params_m"], na_position="last", kind="stable").iloc[0]
         d.cheapest = c.model
-        who = "All ranked models" if len(tied) == k else ", ".join(d.tied)
-        need = instances_to_separate(k, alpha)
-        why = (f"; {n} instances can never separate {k} models at α {alpha:g} (the smallest exact p is 1/2^{n}): "
-               f"run ≥ {need}" if n < need else "")
+        who = "all ranked models are" if len(tied) == k else f"{', '.join(d.tied)} are"
+        need, n = instances_to_separate(k, alpha), int(tied.n_paired.iloc[1:].min())
+        why = (f"; {n} shared instances can never separate {k} models at α {alpha:g} (the smallest exact p is "
+               f"1/2^{n}): run ≥ {need}" if n < need else "")
         cost = _cost(c, best)
-        d.sentence = (f"No single best on paired evidence: {who} {'are' if len(tied) > 1 else 'is'} within noise of "
-                      f"{best.model} ({pct(best.acc_paired)} {on}{why}). The cheapest of the tied set is "
-                      f"{c.model}" + ("" if c.model == best.model else
-                                      f" ({pct(c.acc_paired)}, {100 * c.gap:.1f} pp behind{', ' + cost if cost else ''})")
-                      + ".")
+        behind = "" if c.model == best.model else \
+            f" ({100 * c.gap:.1f} pp behind on {c.n_paired:.0f} shared instances{', and it ' + cost if cost else ''})"
+        d.sentence = (f"No single best on paired evidence: {who} within noise of the leader {best.model} ({own}{why}). "
+                      f"The cheapest of the tied set is {c.model}{behind}.")
         if len(tied) < k:
             d.sentence += f" Worse beyond noise: {', '.join(ranked.model[~ranked.model.isin(d.tied)])}."
     if untested:
-        d.sentence += f" Not ranked (fewer than {MIN_PAIRS} instances shared with the others): {', '.join(untested)}."
+        d.sentence += (f" Not ranked (fewer than {MIN_PAIRS} instances shared with {best.model}): "
+                       f"{', '.join(untested)}.")
     d.sentence += missing
     return d

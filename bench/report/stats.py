@@ -1,11 +1,15 @@
-"""One section's statistics, paired only: which models can be ranked on shared instances, the ranking, P(best),
-each gap to the best with its Holm-level lower bound, and every pairwise comparison.
+"""One section's statistics, paired only: the best, each other model against it, P(best), and every pairwise
+comparison; every figure from instances (seed, split seed, fold) that the models it compares share.
 
-Rule (docs/SCHEMA.md): the ranked models are the largest set whose *common* instances (every one of them ran the
-same seed, split and fold) number at least MIN_PAIRS, found by leaving out, one at a time, the model whose absence
-adds the most common instances. Rank, P(best), gaps and the tie set are all computed on exactly those common
-instances, so a model with more seeds never wins by averaging over easier ones. A model left out is listed with the
-instances it lacks and the command that fills them; it gets no rank.
+Rule (docs/SCHEMA.md, "How the best is chosen"): two models are *comparable* when they share at least MIN_PAIRS
+instances. The best is the model that no comparable model beats on their shared instances (paired mean
+difference ≥ 0 against each; with complete results, simply the highest mean); among several such, the one
+comparable with the most models, then with the most instances. Each other comparable model is compared with it on
+the instances the two share (a race's eliminated candidates on the rounds they ran), Holm over the comparisons.
+If every model is beaten by some other (possible only with unequal instance sets), the ranking falls back to the
+instances common to the largest set of models sharing at least MIN_PAIRS of them. A model not comparable with the
+best is listed with the instances it lacks and the command that fills them; it gets no rank. Unpaired means over
+unequal instance sets never decide anything.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from ..stats import ALPHA, Versus, lower_bound, sign_flip_p, versus_best
+from ..stats import ALPHA, Versus, lower_bound, sign_flip_p, versus, versus_best
 from .groups import INSTANCE
 
 MIN_PAIRS = 3  # fewer common instances: no ranking (P(best) over 2 instances is a coin toss)
@@ -27,9 +31,9 @@ COMP_COLS = ["dataset", "section", "a", "b", "n_pairs", "diff", "lower95", "p_va
 class Ranking:
     wide: pd.DataFrame  # instances × models (every model of the section), final accuracy
     models: list[str] = field(default_factory=list)  # ranked models, best first (empty: nothing to rank)
-    common: pd.Index = field(default_factory=lambda: pd.Index([]))  # the instances they all share
     versus: Versus | None = None
-    p_best: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    shared: dict = field(default_factory=dict)  # model → instances it was compared on (the best: all of its own)
+    p_best: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))  # NaN: not on the best's instances
 
     def lacking(self, model: str) -> list[tuple]:
         """The section's instances this model has no result for."""
@@ -67,15 +71,42 @@ def p_best(table: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> pd.Serie
     return pd.Series((top / top.sum(axis=1, keepdims=True)).mean(axis=0), index=table.columns)
 
 
+def _paired_best(wide: pd.DataFrame) -> tuple[str, list[str]] | None:
+    """(the best, the models comparable with it) by the Condorcet rule above; None when every model is beaten."""
+    models = [m for m in wide.columns if wide[m].notna().any()]
+    comparable = {m: [o for o in models if o != m and len(wide[[m, o]].dropna()) >= MIN_PAIRS] for m in models}
+
+    def beaten(m):
+        return any((lambda t: t[o].mean() - t[m].mean() > 1e-12)(wide[[m, o]].dropna()) for o in comparable[m])
+    unbeaten = [m for m in models if comparable[m] and not beaten(m)]
+    if not unbeaten:
+        return None
+    best = max(unbeaten, key=lambda m: (len(comparable[m]), wide[m].count(), wide[m].mean()))
+    return best, comparable[best]
+
+
 def rank(ok: pd.DataFrame, alpha: float = ALPHA) -> Ranking:
     r = Ranking(instance_table(ok))
-    models, common = compared_models(r.wide)
-    if not models:
-        return r
-    table = r.wide.loc[common, models]
-    r.versus = versus_best(table, alpha)
-    r.models, r.common = list(r.versus.means.index), common
-    r.p_best = p_best(table[r.models])
+    wide = r.wide
+    found = _paired_best(wide)
+    if found is not None:
+        best, others = found
+        r.shared = {best: wide[best].dropna().index, **{o: wide[[best, o]].dropna().index for o in others}}
+        r.versus = versus(best, {o: (wide[best] - wide[o])[r.shared[o]].to_numpy() for o in others}, alpha)
+    else:
+        models, common = compared_models(wide)
+        if not models:
+            return r
+        r.versus = versus_best(wide.loc[common, models], alpha)
+        r.shared = {m: common for m in models}
+    v = r.versus
+    r.models = [v.best, *v.gap.sort_values(kind="stable").index]
+    # P(best) over the best's own instances, among the models that ran all of them (a race's survivors): there the
+    # best has the highest mean, so P(best) and the ranking cannot point at different models.
+    rows = r.shared[v.best]
+    complete = [m for m in r.models if wide.loc[rows, m].notna().all()]
+    r.p_best = p_best(wide.loc[rows, complete]).reindex(r.models) if len(complete) > 1 else \
+        pd.Series(np.nan, index=r.models)
     return r
 
 

@@ -180,7 +180,7 @@ def summarise(ok: pd.DataFrame, failed: pd.DataFrame, speed: pd.DataFrame,
     return pd.concat(parts, ignore_index=True)[cols] if parts else s.reindex(columns=cols)
 
 
-RANK_COLS = ["rank", "n_common", "acc_paired", "p_best", "gap", "gap_lo", "p_value", "p_level", "noise", "lacking"]
+RANK_COLS = ["rank", "n_paired", "acc_paired", "p_best", "gap", "gap_lo", "p_value", "p_level", "noise", "lacking"]
 
 
 def _instances(items) -> str:
@@ -200,8 +200,8 @@ def _ranked(s: pd.DataFrame, r: Ranking | None) -> pd.DataFrame:
     if r.versus is not None:
         v = r.versus
         s.loc[r.models, "rank"] = range(1, len(r.models) + 1)
-        s.loc[r.models, "n_common"] = len(r.common)
-        s.loc[r.models, "acc_paired"] = v.means[r.models].to_numpy()
+        s.loc[r.models, "n_paired"] = [len(r.shared[m]) for m in r.models]
+        s.loc[r.models, "acc_paired"] = [r.wide.loc[r.shared[m], m].mean() for m in r.models]
         s.loc[r.models, "p_best"] = r.p_best[r.models].to_numpy()
         s.at[v.best, "noise"] = "best"
         for m in r.models[1:]:
