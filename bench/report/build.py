@@ -110,7 +110,8 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
             for key, (what, make) in plots.PLOTS.items() if sec else []:
                 fig = make(s, ok[ok.section == sec], curves[curves.run_id.isin(ok.run_id[ok.section == sec])])
                 if fig is not None:
-                    png = art / f"{slug(ds)}_{s.protocol.iloc[0] if len(secs) > 1 else ''}_{key}.png".replace("__", "_")
+                    tag = f"_{sec.rsplit(' · ', 1)[-1]}" if len(secs) > 1 else ""  # the protocol id
+                    png = art / f"{slug(ds)}{tag}_{key}.png"
                     plots.save(fig, png)
                     files.append(png)
                     images.append((what, png))
