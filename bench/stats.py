@@ -52,8 +52,8 @@ def _flip_subsets(n: int) -> np.ndarray:
 
 def _subset_means(diff: np.ndarray) -> np.ndarray:
     """Mean of the differences over each flipped subset, sorted. Flipping subset F leaves the mean at least as large
-    as observed exactly when mean_F(diff) ≤ 0; shifting the differences by δ, when mean_F(diff) ≤ δ. Rounded so that
-    accuracies in steps of 1/n_valid give exact zeros (0.82 - 0.80 - 0.02 is not 0 in floating point)."""
+    as observed exactly when mean_F(diff) ≤ 0; shifting the differences by δ, when mean_F(diff) ≤ δ. Rounded so
+    that accuracies in steps of 1/n_valid give exact zeros (0.82 - 0.80 - 0.02 is not 0 in floating point)."""
     flips = _flip_subsets(len(diff))
     return np.sort(np.round(flips @ diff / flips.sum(axis=1), 12))
 
@@ -121,6 +121,6 @@ def versus_best(table: pd.DataFrame, alpha: float = ALPHA) -> Versus:
 
 
 def instances_to_separate(k: int, alpha: float = ALPHA) -> int:
-    """The fewest instances on which k models can be told apart at all: the smallest p is 2^-n, tested at alpha / (k - 1)
-    by the first Holm step."""
+    """The fewest instances on which k models can be told apart at all: the smallest p is 2^-n, tested at
+    alpha / (k - 1) by the first Holm step."""
     return max(1, math.floor(math.log2((k - 1) / alpha)) + 1) if k > 1 else 0

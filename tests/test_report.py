@@ -255,9 +255,10 @@ def test_other_protocols_are_other_sections(tmp_path):
     result = report.build_report(res)
     s = result.summary
     assert list(s.model) == ["resnet34", "resnet34"] and (s.n == 2).all() and s.section.nunique() == 2
-    assert sorted(t.split(",")[0] for t in s.protocol_text) == ["128 px", "64 px"]
-    assert sorted(result.decisions) == ["digits (128 px, 1+2 epochs, random init, 100 % of digits)",
-                                        "digits (64 px, 1+2 epochs, random init, 100 % of digits)"]
+    assert sorted(result.decisions) == ["digits (128 px (items 72 px), 1+2 epochs, random init, 100 % of digits, "
+                                        "batch 64)",
+                                        "digits (64 px (items 72 px), 1+2 epochs, random init, 100 % of digits, "
+                                        "batch 64)"]
 
 
 def test_older_files_with_missing_columns(tmp_path):

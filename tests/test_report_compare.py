@@ -27,14 +27,14 @@ def three(arch, base, **kw):
     (dict(precision="bf16"), "precision=bf16"),
     (dict(weights_used="torchvision:IMAGENET1K_V1"), "ImageNet weights"),
     (dict(memory_format="channels_last"), "memory_format=channels_last"),
-    (dict(device="cuda:NVIDIA H100"), "device_type=cuda"),
+    (dict(device="cuda:NVIDIA H100"), "device_class=cuda:NVIDIA H100"),
     (dict(cfg=dict(min_scale=0.35)), "min_scale=0.35"),
     (dict(cfg=dict(presize=False)), "presize=False"),
     # A setting that did not exist when the report was written: covered because the identity is the whole config.
     (dict(cfg=dict(optimizer="sgd")), "optimizer=sgd"),
     (dict(head="manual"), "head=manual"),
-    (dict(item_size=512), "item_size=512"),
-    (dict(threads="1"), "cpu_threads=1"),
+    (dict(item_size=512), "items 512 px"),
+    (dict(threads="1"), "threads=1"),
 ])
 def test_never_averages_or_ranks_runs_of_another_protocol(tmp_path, kw, label):
     rows = three("resnet34", 0.80) + [{**r, "attempt": "20250101T000000000001"} for r in three("resnet34", 0.90, **kw)]
@@ -63,12 +63,12 @@ def test_architecture_only_settings_are_variants_ranked_together(tmp_path):
 
 
 def test_pools_what_does_not_change_the_numbers(tmp_path):
-    # GPU model name, worker count, results folder, experiment name, requested device and `pretrained` (when what
-    # was loaded is recorded) do not make a variant.
+    # Worker count, results folder, experiment name, the dataset as typed, requested device and `pretrained` (when
+    # what was loaded is recorded) do not make a variant. (The GPU model does: bench/identity.py's device class.)
     rows = [run_row("resnet34", 0, 0.80, device="cuda:NVIDIA H100", cfg=dict(num_workers=8, device="cuda")),
-            run_row("resnet34", 1, 0.82, device="cuda:NVIDIA A100", experiment="other",
-                    cfg=dict(results_dir="/elsewhere", on_bad_image="fail")),
-            run_row("resnet34", 2, 0.84, device="cuda", pretrained="true", cfg=dict(device="cuda:0"))]
+            run_row("resnet34", 1, 0.82, device="cuda:NVIDIA H100", experiment="other",
+                    cfg=dict(results_dir="/elsewhere", on_bad_image="fail", dataset="./digits/")),
+            run_row("resnet34", 2, 0.84, device="cuda:NVIDIA H100", pretrained="true", cfg=dict(device="cuda:0"))]
     s = build(tmp_path, rows).summary
     assert list(s.model) == ["resnet34"] and s.n.iloc[0] == 3
 
@@ -88,8 +88,8 @@ def test_stale_rows_from_an_older_dataset_version_or_split_are_apart(tmp_path):
     current = three("resnet50", 0.90)
     result = build(tmp_path, old_data + old_split + other_seed + current)
     s = result.summary.set_index("protocol_text")
-    assert sorted(s.index) == ["64 px, 1+2 epochs, random init, 100 % of digits (split_seed=101)",
-                               "64 px, 1+2 epochs, random init, 100 % of digits (split_seed=7)"]
+    words = "64 px (items 72 px), 1+2 epochs, random init, 100 % of digits, batch 64"
+    assert sorted(s.index) == [f"{words} (split_seed=101)", f"{words} (split_seed=7)"]
     assert s.n.tolist() == [3, 3] and sorted(s.acc_mean.round(2)) == [0.71, 0.91]
     why = result.stale.set_index("final_accuracy").stale
     assert why[0.50].startswith("older dataset version (fingerprint fp0, now fp-digits")

@@ -156,14 +156,14 @@ def test_two_protocols_on_one_dataset_are_two_sections(tmp_path):
                       weights_used="file:/w/lite0.pth#sha256:abcd"))
     result = build(tmp_path, rows)
     assert sorted(result.decisions) == [
-        "digits (32 px, 1+4 epochs, random init, 100 % of digits)",
-        "digits (64 px, 1+1 epochs, weights from a file, 100 % of digits)"]
+        "digits (32 px (items 72 px), 1+4 epochs, random init, 100 % of digits, batch 64)",
+        "digits (64 px (items 72 px), 1+1 epochs, weights from a file, 100 % of digits, batch 64)"]
     for d in result.decisions.values():
         assert d.pick is None and d.sentence.startswith("Only ") and "under this protocol" in d.sentence
     assert result.comparisons.empty and result.summary["rank"].isna().all()
     page = result.html.read_text()
     assert "leads" not in page and "← use" not in page
-    assert "<p class=protocol>32 px, 1+4 epochs, random init, 100 % of digits</p>" in page
+    assert "<p class=protocol>32 px (items 72 px), 1+4 epochs, random init, 100 % of digits, batch 64</p>" in page
 
 
 def test_thread_count_mix_is_another_section_and_sweep_plus_race_count_once(tmp_path):
@@ -178,9 +178,9 @@ def test_thread_count_mix_is_another_section_and_sweep_plus_race_count_once(tmp_
     assert s.section.nunique() == 2
     main = s[s.n > 1].set_index("model")
     assert main.n.to_dict() == {"resnet34": 6, "resnet50": 6}  # the race's records of the same runs count once
-    assert result.decisions[next(k for k in result.decisions if "cpu_threads=1" in k)].pick == "resnet34"
+    assert result.decisions[next(k for k in result.decisions if "threads=1" in k)].pick == "resnet34"
     lone = s[s.n == 1]
-    assert lone.model.tolist() == ["resnet34"] and "cpu_threads=2" in lone.protocol_text.iloc[0]
+    assert lone.model.tolist() == ["resnet34"] and "threads=2" in lone.protocol_text.iloc[0]
 
 
 def test_report_and_race_agree_on_the_race_log(tmp_path):

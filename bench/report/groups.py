@@ -10,66 +10,42 @@ recorded twice (two dataset spellings, a sweep and a race, a re-run) counts once
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
 
 import pandas as pd
 
+from ..identity import describe_protocol, protocol_fields, protocol_id
+from ..identity import row_identity as run_identity
 from .identity import DATA, variant_labels
 
 INSTANCE = ["seed", "split_seed", "fold"]
-# What may differ between the models of one ranking: the architecture itself. Weights are protocol by kind only.
-ARCH_ONLY = {"arch", "activation", "self_attention", "weights", "weights_used", "pretrained", "timm", "pytorchcv",
-             "geffnet"}
-# Protocol fields said in words in a section's heading; any other field that differs between a dataset's sections is
-# appended as `field=value`, so two headings never read alike.
-DESCRIBED = {"img_size", "head_epochs", "ft_epochs", "weights_kind", "pct_images", *DATA}
-
-
-def weights_kind(used: str) -> str:
-    """random | imagenet (a library's own weights) | file (a local state dict), from `weights_used`."""
-    used = str(used or "")
-    if not used:
-        return ""
-    return "random" if used == "random" else "file" if used.startswith("file:") else "imagenet"
+# The words describe_protocol puts first (size, epochs, kind of weights, share of the data, batch); any other field
+# that differs between a dataset's sections is appended as `field=value`, so two headings never read alike.
+WORDS = 5
+DESCRIBED = {"img_size", "item_size", "head_epochs", "ft_epochs", "weights_kind", "pct_images", "batch_size",
+             "identity_version", *DATA}
 
 
 def protocol_frame(ident: pd.DataFrame) -> pd.DataFrame:
-    """The identity minus the architecture-only fields, with the kind of weights."""
-    kind = ident.get("weights_used", pd.Series("", index=ident.index)).map(weights_kind)
-    kind = kind.where(kind != "", ident.get("pretrained", pd.Series("", index=ident.index))
-                      .map({"false": "random", "False": "random"}).fillna(""))
-    return ident.drop(columns=[c for c in ident.columns if c in ARCH_ONLY]).assign(weights_kind=kind)
+    """The identity (text, '' = not recorded) minus the architecture-only fields, with the kind of weights
+    (bench.identity.protocol_fields)."""
+    records = [protocol_fields({k: v for k, v in r.items() if v != ""}) for r in ident.to_dict("records")]
+    frame = pd.DataFrame.from_records(records, index=ident.index) if records else pd.DataFrame(index=ident.index)
+    return frame.fillna("").astype(str)
 
 
 def protocol_keys(ident: pd.DataFrame) -> pd.Series:
-    frame = protocol_frame(ident)
-    keys = [json.dumps({k: v for k, v in r.items() if v != ""}, sort_keys=True) for r in frame.to_dict("records")]
-    return pd.Series([hashlib.sha256(k.encode()).hexdigest()[:8] for k in keys], index=ident.index, dtype=object)
+    ids = [protocol_id({k: v for k, v in r.items() if v != ""}) for r in ident.to_dict("records")]
+    return pd.Series(ids, index=ident.index, dtype=object)
 
 
-def _num(v: str) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return str(v)
-    return f"{f:g}"
-
-
-def describe(p: dict, dataset: str) -> str:
-    """A protocol in words: '32 px, 1+4 epochs, random init, 100 % of digits'."""
-    parts = []
-    if p.get("img_size"):
-        parts.append(f"{_num(p['img_size'])} px")
-    if p.get("head_epochs") or p.get("ft_epochs"):
-        parts.append(f"{_num(p.get('head_epochs', '?'))}+{_num(p.get('ft_epochs', '?'))} epochs")
-    kind = p.get("weights_kind")
-    parts.append({"random": "random init", "imagenet": "ImageNet weights", "file": "weights from a file"}.get(
-        kind, "weights not recorded"))
-    pct = p.get("pct_images")
-    parts.append(f"{100 * float(pct):g} % of {dataset}" if pct else str(dataset))
-    return ", ".join(parts)
+def describe(row: dict, dataset: str) -> str:
+    """The protocol's first words (bench.identity.describe_protocol), e.g. '32 px, 1+4 epochs, random init,
+    100 % of digits, batch 32'; a part the row did not record is left out."""
+    row = {k: None if isinstance(v, float) and v != v else v for k, v in row.items()}
+    parts = describe_protocol(run_identity(row), dataset).split(", ")[:WORDS]
+    return ", ".join(p for p in parts if "None" not in p)
 
 
 def label_sections(runs: pd.DataFrame, ident: pd.DataFrame) -> pd.DataFrame:
@@ -89,7 +65,7 @@ def label_sections(runs: pd.DataFrame, ident: pd.DataFrame) -> pd.DataFrame:
         reps = runs.loc[idx].drop_duplicates("protocol").index
         varying = [c for c in proto.columns if c not in DESCRIBED and proto.loc[reps, c].nunique() > 1]
         for i in reps:
-            words = describe(proto.loc[i].to_dict(), runs.at[i, "dataset"])
+            words = describe(runs.loc[i].to_dict(), runs.at[i, "dataset"])
             extra = ", ".join(f"{c}={proto.at[i, c] or '?'}" for c in varying)
             same = idx[runs.loc[idx, "protocol"] == runs.at[i, "protocol"]]
             runs.loc[same, "protocol_text"] = words + (f" ({extra})" if extra else "")

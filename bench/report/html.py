@@ -112,7 +112,8 @@ def decision_html(d: Decision, s: pd.DataFrame) -> str:
     rows = s[s.model.isin(d.tied)]
     mark = {d.pick: " ← use", d.cheapest: " ← cheapest of the tie"}
     cells = "".join(
-        f"<tr{' class=pick' if r.model in (d.pick, d.cheapest) else ''}><td class=clip title=\"{html.escape(r.model)}\">"
+        f"<tr{' class=pick' if r.model in (d.pick, d.cheapest) else ''}>"
+        f"<td class=clip title=\"{html.escape(r.model)}\">"
         f"{html.escape(r.model)}{mark.get(r.model, '')}</td><td>{pct(r.acc_paired)} (paired, n={r.n_paired:.0f})</td>"
         f"<td>{'' if pd.isna(r.p_best) else f'{r.p_best:.2f}'}</td><td>{_num(r.total_s, '{:.0f}')[0]}</td>"
         f"<td>{_num(r.params_m, '{:.1f}')[0]}</td><td>{_num(r.gmacs)[0]}</td></tr>" for r in rows.itertuples())

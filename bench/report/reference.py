@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import RunConfig
-from .groups import weights_kind
+from ..identity import weights_kind
 
 # What a run must share with an article row for the figure to be the same experiment (issues 10, 16): the settings
 # the article's rows vary, read from each row ...
@@ -61,7 +61,8 @@ def published(row, ref: pd.DataFrame) -> tuple[float, float]:
     subsample, when the row also ran the article's epochs and learning rates from ImageNet weights."""
     if ref.empty or not set(MATCH) <= set(ref.columns):
         return np.nan, np.nan
-    if weights_kind(row.get("weights_used")) != "imagenet" or not all(_same(row.get(k), v) for k, v in ARTICLE.items()):
+    if weights_kind(str(row.get("weights_used") or "")) != "imagenet" or \
+            not all(_same(row.get(k), v) for k, v in ARTICLE.items()):
         return np.nan, np.nan
     same = np.ones(len(ref), bool)
     for col in MATCH:
