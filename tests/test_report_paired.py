@@ -222,3 +222,39 @@ def test_report_and_race_agree_on_the_race_log(tmp_path):
     assert "Worse beyond noise: seresnet50." in d.sentence
     filtered = report.build_report(res, experiment="r")
     assert filtered.html == res / "report-r.html" and (res / "report.html").exists()
+
+
+def test_p_best_and_rank_never_point_at_different_models():
+    """Issue 16: seresnet10 showed P(best) 1.00 while ranked third (P(best) and the rank came from different
+    instance sets). Random ragged results: the ranked best always has the highest P(best)."""
+    from bench.report.stats import rank
+    rng = np.random.default_rng(7)
+    archs = ["resnet34", "resnet50", "seresnet50", "xresnet50"]
+    checked = 0
+    for _ in range(40):
+        rows = []
+        for a in archs:
+            seeds = sorted(rng.choice(10, size=int(rng.integers(3, 11)), replace=False))
+            rows += [dict(model=a, seed=str(s), split_seed="101", fold="0",
+                          final_accuracy=0.8 + 0.02 * rng.standard_normal() + 0.05 * (s % 3)) for s in seeds]
+        r = rank(pd.DataFrame(rows))
+        if not r.models:
+            continue
+        p = r.p_best.dropna()
+        checked += len(p) > 1
+        assert p.empty or p.idxmax() == r.models[0] or p.max() == p[r.models[0]], (r.models, p.to_dict())
+        assert (r.versus.gap >= 0).all()
+    assert checked > 20
+
+
+def test_long_labels_are_cut_with_the_whole_text_on_hover(tmp_path):
+    """Issue 19: a long weights label pushed the table's columns off screen."""
+    long = "file:/data/checkpoints/" + "x" * 150 + ".pth#sha256:0123456789abcdef"
+    rows = (rows_of("resnet34", {0: 0.8, 1: 0.81, 2: 0.82}, weights_used=long)
+            + rows_of("resnet34", {0: 0.7, 1: 0.71, 2: 0.72}, weights_used=long.replace("x", "y")))
+    result = build(tmp_path, rows)
+    page = result.html.read_text()
+    assert result.summary.section.nunique() == 1 and len(result.summary) == 2  # two checkpoints, one protocol
+    label = result.summary.model.iloc[0]
+    assert len(label) > 150 and f'class=clip title="{label}">{label}</td>' in page
+    assert "td.clip{max-width:22em;overflow:hidden;text-overflow:ellipsis}" in page
