@@ -85,7 +85,7 @@ def test_partial_sweep_does_not_recommend_the_model_with_the_easier_seeds(tmp_pa
     # the report names what is missing and how to fill it
     assert s.loc["resnet50", "lacking"] == "seed 0 fold 0; seed 1 fold 0" and s.loc["resnet34", "lacking"] == ""
     assert "Missing: resnet50 lacks seed 0 fold 0; seed 1 fold 0." in d.sentence
-    assert d.todo == [f"make sweep EXP=quick RESULTS={tmp_path / 'results'}"] and d.todo[0] in page
+    assert d.todo == [f"make sweep EXP=quick DATASET=digits RESULTS={tmp_path / 'results'}"] and d.todo[0] in page
 
 
 def test_partial_bench_runs_get_one_bench_run_per_missing_instance(tmp_path):
@@ -98,6 +98,12 @@ def test_partial_bench_runs_get_one_bench_run_per_missing_instance(tmp_path):
     assert d.pick == "resnet50" and d.sentence.startswith("Use resnet50: best on paired evidence")
     assert len(d.todo) == 2 and all(c.startswith("bench run --arch resnet50 --dataset digits ") for c in d.todo)
     assert "--seed 0 --fold 0" in d.todo[0] and "--seed 1 --fold 0" in d.todo[1] and "--img-size 64" in d.todo[0]
+    # the command is one `bench run` accepts, and it re-creates the runs' settings on the missing instance
+    import shlex
+
+    from bench.cli import build_parser, config_from_args
+    cfg = config_from_args(build_parser("run").parse_args(shlex.split(d.todo[0])[1:]))
+    assert (cfg.arch, cfg.seed, cfg.fold, cfg.img_size, cfg.item_size, cfg.ft_epochs) == ("resnet50", 0, 0, 64, 72, 2)
 
 
 def test_tied_means(tmp_path):

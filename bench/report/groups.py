@@ -23,8 +23,7 @@ INSTANCE = ["seed", "split_seed", "fold"]
 # The words describe_protocol puts first (size, epochs, kind of weights, share of the data, batch); any other field
 # that differs between a dataset's sections is appended as `field=value`, so two headings never read alike.
 WORDS = 5
-DESCRIBED = {"img_size", "item_size", "head_epochs", "ft_epochs", "weights_kind", "pct_images", "batch_size",
-             "identity_version", *DATA}
+DESCRIBED = {"img_size", "item_size", "head_epochs", "ft_epochs", "weights_kind", "pct_images", "batch_size", *DATA}
 
 
 def protocol_frame(ident: pd.DataFrame) -> pd.DataFrame:
@@ -100,14 +99,23 @@ def _flags(row) -> str:
     return " ".join(flags)
 
 
+def _typed_dataset(row) -> str:
+    """The dataset as the runs were asked for it (config_json), so the command trains on the same data."""
+    try:
+        return str(json.loads(row.get("config_json") or "").get("dataset") or row["dataset"])
+    except (TypeError, ValueError, AttributeError):
+        return str(row["dataset"])
+
+
 def fill_commands(model_rows: pd.DataFrame, lacking: list[tuple], results_dir: str) -> list[str]:
     """The command that fills a model's missing instances: its sweep again (resume runs only what is missing) when
     its runs came from an experiment file, else one `bench run` per instance with the runs' own settings."""
     exp = model_rows.experiment.dropna().astype(str)
     exp = exp[exp != ""]
+    last = model_rows.iloc[-1]
     if len(exp):
-        return [f"make sweep EXP={shlex.quote(exp.mode().iloc[0])} RESULTS={shlex.quote(results_dir)}"]
-    flags = _flags(model_rows.iloc[-1])
+        return [f"make sweep EXP={shlex.quote(exp.mode().iloc[0])} DATASET={shlex.quote(_typed_dataset(last))} "
+                f"RESULTS={shlex.quote(results_dir)}"]
+    flags = _flags(last)
     return [f"bench run {flags} --seed {s} --fold {f} --results-dir {shlex.quote(results_dir)}"
             for s, _, f in lacking]
-
