@@ -42,7 +42,6 @@ def protocol_keys(ident: pd.DataFrame) -> pd.Series:
 def describe(row: dict, dataset: str) -> str:
     """The protocol's first words (bench.identity.describe_protocol), e.g. '32 px, 1+4 epochs, random init,
     100 % of digits, batch 32'; a part the row did not record is left out."""
-    row = {k: None if isinstance(v, float) and v != v else v for k, v in row.items()}
     parts = describe_protocol(run_identity(row), dataset).split(", ")[:WORDS]
     return ", ".join(p for p in parts if "None" not in p)
 

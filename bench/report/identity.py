@@ -29,8 +29,6 @@ def _text(v) -> str:
 def row_identity(row) -> dict[str, str]:
     """Every setting that changes the numbers of a row's variant, as text: bench.identity's identity of the run (the
     one its run id hashes) minus the instance (seed, fold)."""
-    # pandas reads an empty cell as NaN, which is truthy: as written, an empty cell is None (not recorded)
-    row = {k: None if isinstance(v, float) and v != v else v for k, v in row.items()}
     return {k: _text(v) for k, v in variant_fields(run_identity(row)).items()}
 
 
