@@ -81,7 +81,7 @@ def test_partial_sweep_does_not_recommend_the_model_with_the_easier_seeds(tmp_pa
     assert d.tied == ["resnet50", "resnet34"] and "leader resnet50" in d.sentence
     s = result.summary.set_index("model")
     assert s.loc["resnet34", "gap"] == pytest.approx(0.07 / 3) and s.loc["resnet34", "n_paired"] == 3
-    assert s.p_best["resnet50"] > s.p_best["resnet34"]
+    assert s.p_best.isna().all()  # 3 instances: no bootstrap's confident 1.00 beside a tie
     # the report names what is missing and how to fill it
     assert s.loc["resnet50", "lacking"] == "seed 0 fold 0; seed 1 fold 0" and s.loc["resnet34", "lacking"] == ""
     assert "Missing: resnet50 lacks seed 0 fold 0; seed 1 fold 0." in d.sentence
@@ -240,7 +240,7 @@ def test_p_best_and_rank_never_point_at_different_models():
     for _ in range(40):
         rows = []
         for a in archs:
-            seeds = sorted(rng.choice(10, size=int(rng.integers(3, 11)), replace=False))
+            seeds = sorted(rng.choice(12, size=int(rng.integers(6, 13)), replace=False))
             rows += [dict(model=a, seed=str(s), split_seed="101", fold="0",
                           final_accuracy=0.8 + 0.02 * rng.standard_normal() + 0.05 * (s % 3)) for s in seeds]
         r = rank(pd.DataFrame(rows))
@@ -250,7 +250,7 @@ def test_p_best_and_rank_never_point_at_different_models():
         checked += len(p) > 1
         assert p.empty or p.idxmax() == r.models[0] or p.max() == p[r.models[0]], (r.models, p.to_dict())
         assert (r.versus.gap >= 0).all()
-    assert checked > 20
+    assert checked > 10
 
 
 def test_long_labels_are_cut_with_the_whole_text_on_hover(tmp_path):

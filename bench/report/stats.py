@@ -19,7 +19,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from ..stats import ALPHA, Versus, lower_bound, sign_flip_p, versus, versus_best
+from ..stats import ALPHA, Versus, instances_to_separate, lower_bound, sign_flip_p, versus, versus_best
 from .groups import INSTANCE
 
 MIN_PAIRS = 3  # fewer common instances: no ranking (P(best) over 2 instances is a coin toss)
@@ -102,11 +102,12 @@ def rank(ok: pd.DataFrame, alpha: float = ALPHA) -> Ranking:
     v = r.versus
     r.models = [v.best, *v.gap.sort_values(kind="stable").index]
     # P(best) over the best's own instances, among the models that ran all of them (a race's survivors): there the
-    # best has the highest mean, so P(best) and the ranking cannot point at different models.
+    # best has the highest mean, so P(best) and the ranking cannot point at different models. On fewer instances
+    # than any test needs to separate them, the bootstrap would print a confident 1.00 beside a tie: none then.
     rows = r.shared[v.best]
     complete = [m for m in r.models if wide.loc[rows, m].notna().all()]
-    r.p_best = p_best(wide.loc[rows, complete]).reindex(r.models) if len(complete) > 1 else \
-        pd.Series(np.nan, index=r.models)
+    enough = len(complete) > 1 and len(rows) >= instances_to_separate(len(complete), alpha)
+    r.p_best = p_best(wide.loc[rows, complete]).reindex(r.models) if enough else pd.Series(np.nan, index=r.models)
     return r
 
 
