@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bench.train.archs import get_arch
-from bench.train.weights import WeightsError, cached_file, load_model, resolve_weights, stable_label
+from bench.train.weights import WeightsError, cached_file, load_model, resolve_weights, weights_identity
 
 ONE_PER_SOURCE = ["resnet18", "xresnet18", "seresnext50_32x4d", "tf_efficientnet_b3", "timm:resnet10t"]
 
@@ -38,7 +38,7 @@ def test_local_file_is_loaded(name, tmp_path):
     model, used = load_model(spec, "true", str(path))
     _assert_equal(model, sd)
     assert used == f"{resolve_weights(spec, 'true', str(path))} (file {path.resolve()})"
-    assert stable_label(used) == f"sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
+    assert weights_identity(used) == f"sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
     # a folder holding <arch>.pth works too
     torch.save(sd, tmp_path / f"{name.replace(':', '_')}.pth")
     model, _ = load_model(spec, "true", str(tmp_path))

@@ -3,7 +3,7 @@ warm cache), or a local file; offline fails fast, and a checkpoint that does not
 
 `resolve_weights(spec, mode, weights)` says, before training and cheaply, what will be loaded (the run identity's
 `weights`); `load_model(spec, mode, weights)` returns the full library model and the same string, plus a transient
-note in parentheses (` (cache)`, ` (file /path)`) that `stable_label` strips. The load's string goes into every row.
+note in parentheses (` (cache)`, ` (file /path)`) that `weights_identity` strips. The load's string goes into every row.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from .checkpoint import WeightsError, check_fits, file_sha256, load_fitted, read
 from ..network import hf_offline, online
 from .packaged import PACKAGES
 
-__all__ = ["WeightsError", "resolve_weights", "load_model", "check_weights", "stable_label", "unavailable",
+__all__ = ["WeightsError", "resolve_weights", "load_model", "check_weights", "weights_identity", "unavailable",
            "cached_file", "find_weights_file", "packaged_file"]
 
 
@@ -140,7 +140,7 @@ def _check_fits_once(spec: ArchSpec, path: str, sha: str) -> None:  # sha keys i
 def resolve_weights(spec: ArchSpec, mode: str = "auto", weights: str | None = None) -> str:
     """What a run of `spec` with pretrained=`mode` and `weights` will really load, said before training: `random`,
     `pypi:<package>==<version>#sha256:<16 hex>`, `<library>:<tag>` (e.g. `torchvision:IMAGENET1K_V1`) or
-    `sha256:<16 hex>` of a file (identified by content, not path). It equals `stable_label` of what `load_model`
+    `sha256:<16 hex>` of a file (identified by content, not path). It equals `weights_identity` of what `load_model`
     records. A file or package checkpoint is checked against the architecture here (names and shapes, on the meta
     device); weights that cannot be had (`true`) or do not fit are a WeightsError (one line, exit 2, nothing written).
     `spec` is the variant the run trains (bench.train.archs.arch_for)."""
@@ -169,9 +169,14 @@ def check_weights(spec: ArchSpec, mode: str = "auto", weights: str | None = None
     resolve_weights(spec, mode, weights)
 
 
-def stable_label(used: str) -> str:
-    """A recorded `weights_used` without its transient note: ` (cache)`, ` (file /path)`."""
-    return used.split(" (", 1)[0]
+def weights_identity(used: str) -> str:
+    """A recorded `weights_used` as the run identity names it (what resolve_weights says): without its note in
+    parentheses (` (cache)`, ` (file /path)`: where the weights came from does not change the numbers); older rows'
+    `file:/path#sha256:<hex>` is the file's content, `sha256:<hex>`."""
+    used = used.split(" (", 1)[0]
+    if used.startswith("file:") and "#sha256:" in used:
+        return "sha256:" + used.rsplit("#sha256:", 1)[1]
+    return used
 
 
 def _from_file(spec: ArchSpec, path: Path) -> nn.Module:
@@ -203,3 +208,4 @@ def load_model(spec: ArchSpec, mode: str = "auto", weights: str | None = None) -
         raise WeightsError(f"pretrained: {reason}")
     warnings.warn(f"pretrained=auto: {reason}; training {spec.name} from random init", stacklevel=2)
     return spec.build(False), "random"
+
