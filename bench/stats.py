@@ -1,16 +1,20 @@
-"""Paired comparisons against the best of several models: the one test the report (and the race) use to say "tied".
+"""Paired comparisons against the best of several models: the one test the report and the race use to say "tied".
 
-Pure numpy/scipy, no training code: `bench.report` and `bench.sweep` may both import it.
+Pure numpy/scipy, no training code: `bench.report` and `bench.sweep` both import it.
 
-The test is the exact one-sided paired sign-flip permutation test (Fisher-Pitman) of "the best's mean over the
-shared instances is higher than the other's": under no difference, each instance's difference is as likely to have
-either sign. It is exact at any n, makes no normality assumption and cannot be fooled by a zero or near-zero variance:
-a constant one-image gap on 3 instances has p = 1/8, not 0 (accuracy moves in steps of 1/n_valid, so equal gaps are
-common). With n instances no p is below 2^-n: 3 instances can never separate two models at 5 %.
+The test (`paired_p`) is the one-sided paired t-test of "the best's mean over the shared instances is higher than
+the other's", with the sd of the differences floored at the metric's resolution, one validation image (1/n_valid).
+Accuracy moves in steps of one image, so a constant gap has sd 0, and a plain t-test would call it certain (p = 0): a
+candidate one image behind on each of 3 folds would be "worse beyond noise". With the floor that case gets p = 0.11
+(t = 1.73, 2 df), while large, consistent gaps still separate on 3 instances — which the exact sign-flip permutation
+test (`sign_flip_p`, kept for `bench race --test permutation`) never can: its smallest p is 2^-n, so 3 instances never
+separate two models at 5 %. The race validation measured the floored t-test reaching the same winners with fewer runs
+(docs/benchmarks.md). Without a known resolution, a gap with no spread gets the exact sign-flip p.
 
-The best is picked from the data, so the k - 1 comparisons with it are corrected with Holm's step-down method
-(family-wise error rate alpha), and each gap gets the lower confidence bound of the same test at the same
-step's level: "beyond noise" (Holm rejects) exactly when that bound is above 0.
+The best is picked from the data, so its k - 1 comparisons are Bonferroni-corrected (each at alpha / (k - 1)): a model
+that is in truth the best is declared worse with probability at most alpha whoever leads (Holm's later steps test
+at up to the full level, which holds against a fixed reference, not a data-picked one). Each gap gets the lower
+confidence bound of the same test at the same level: "beyond noise" exactly when that bound is above 0.
 """
 from __future__ import annotations
 
@@ -31,8 +35,8 @@ class Versus:
     n: int  # instances compared (the most any comparison used)
     means: pd.Series  # per model, over the compared instances (complete table) or minus its gap, highest first
     gap: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))  # best - other, ≥ 0
-    p: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))  # one-sided exact p, unadjusted
-    level: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))  # Holm's level for that comparison
+    p: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))  # one-sided p, unadjusted
+    level: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))  # the level it is tested at (Bonferroni)
     lower: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))  # best - other ≥ lower at that level
     tied: list[str] = field(default_factory=list)  # the best and every model not worse beyond noise, best first
 
@@ -69,9 +73,9 @@ def sign_flip_p(diff, shift: float = 0.0) -> float:
     return float((1 + np.count_nonzero(means <= shift)) / (len(means) + 1))
 
 
-def lower_bound(diff, level: float) -> float:
-    """The largest δ that the one-sided test rejects at `level` (mean(diff) > δ): the exact lower confidence bound
-    of the mean difference, -inf when no shift can be rejected with this few instances."""
+def exact_lower_bound(diff, level: float) -> float:
+    """The largest δ that the sign-flip test rejects at `level` (mean(diff) > δ): its exact lower confidence bound,
+    -inf when no shift can be rejected with this few instances."""
     diff = np.asarray(diff, float)
     means = _subset_means(diff)
     # p(δ) = (1 + #{means ≤ δ}) / (N + 1) < level  ⇔  #{means ≤ δ} ≤ k, with k the largest such count
@@ -79,21 +83,51 @@ def lower_bound(diff, level: float) -> float:
     return -math.inf if k < 0 else float(means[k])
 
 
-def holm_levels(pvals: pd.Series, alpha: float = ALPHA) -> pd.Series:
-    """Each comparison's Holm step-down level: the i-th smallest p is tested at alpha / (m - i) while every smaller
-    one was rejected; from the first that is not, the rest keep that step's level (so none of them is rejected)."""
-    m, level, out, stopped = len(pvals), alpha, {}, False
-    for i, (name, p) in enumerate(pvals.sort_values(kind="stable").items()):
-        if not stopped:
-            level = alpha / (m - i)
-            stopped = not p < level
-        out[name] = level
-    return pd.Series(out, dtype=float).reindex(pvals.index)
+def _spread(diff: np.ndarray, resolution: float) -> float:
+    return max(float(diff.std(ddof=1)), resolution) if len(diff) > 1 else math.nan
 
 
-def versus(best: str, diffs: dict[str, np.ndarray], alpha: float = ALPHA) -> Versus:
+def paired_t(diff, resolution: float = 0.0) -> tuple[float, float]:
+    """One-sided paired t-test that mean(diff) (best − other) > 0, the sd floored at `resolution`: (t, p). scipy's
+    ttest_1samp has no floor, hence the formula. No spread and no known resolution: the exact sign-flip p."""
+    from scipy import stats
+    d = np.round(np.asarray(diff, float), 12)
+    n, mean = len(d), float(d.mean()) if len(d) else math.nan
+    if n < 2:
+        return math.nan, math.nan
+    sd = _spread(d, resolution)
+    if sd <= 1e-12 * max(1.0, abs(mean)):
+        return (math.inf if mean > 0 else math.nan), sign_flip_p(d)
+    t = mean / (sd / math.sqrt(n))
+    return t, float(stats.t.sf(t, n - 1))
+
+
+def paired_p(diff, resolution: float = 0.0) -> float:
+    return paired_t(diff, resolution)[1]
+
+
+def lower_bound(diff, level: float, resolution: float = 0.0) -> float:
+    """The lower confidence bound of mean(diff) at `level` from the same floored t-test (the bound is above 0
+    exactly when paired_p < level); -inf with fewer than 2 instances."""
+    from scipy import stats
+    d = np.round(np.asarray(diff, float), 12)
+    if len(d) < 2:
+        return -math.inf
+    sd = _spread(d, resolution)
+    if sd <= 1e-12:
+        return exact_lower_bound(d, level)
+    return float(d.mean() - stats.t.isf(level, len(d) - 1) * sd / math.sqrt(len(d)))
+
+
+def bonferroni_levels(pvals: pd.Series, alpha: float = ALPHA) -> pd.Series:
+    """Each of the m comparisons with a data-picked best is tested at alpha / m (see the module's docstring)."""
+    return pd.Series(alpha / max(len(pvals), 1), index=pvals.index, dtype=float)
+
+
+def versus(best: str, diffs: dict[str, np.ndarray], alpha: float = ALPHA, resolution: float = 0.0) -> Versus:
     """`best` against each other model on the instances the two share: `diffs[m]` = best − m per shared instance
-    (each model may have its own instances: pairing needs only the two). Holm over the comparisons."""
+    (each model may have its own instances: pairing needs only the two). Bonferroni over the comparisons;
+    `resolution`: the metric's step (1/n_valid), 0 if unknown."""
     means = pd.Series({best: 0.0, **{m: -float(np.mean(d)) for m, d in diffs.items()}}, dtype=float)
     v = Versus(best, max((len(d) for d in diffs.values()), default=0), means.sort_values(ascending=False,
                                                                                        kind="stable"))
@@ -102,25 +136,25 @@ def versus(best: str, diffs: dict[str, np.ndarray], alpha: float = ALPHA) -> Ver
         v.tied = [best]
         return v
     v.gap = pd.Series({m: float(np.mean(d)) for m, d in diffs.items()}, dtype=float)
-    v.p = pd.Series({m: sign_flip_p(d) for m, d in diffs.items()}, dtype=float)
-    v.level = holm_levels(v.p, alpha)
-    v.lower = pd.Series({m: lower_bound(diffs[m], v.level[m]) for m in others}, dtype=float)
-    v.tied = [best] + [m for m in v.gap.sort_values(kind="stable").index if not v.p[m] < v.level[m]]
+    v.p = pd.Series({m: paired_p(d, resolution) for m, d in diffs.items()}, dtype=float)
+    v.level = bonferroni_levels(v.p, alpha)
+    v.lower = pd.Series({m: lower_bound(diffs[m], v.level[m], resolution) for m in others}, dtype=float)
+    v.tied = [best] + [m for m in v.gap.sort_values(kind="stable").index if not v.p[m] < v.level[m]]  # nan: tied
     return v
 
 
-def versus_best(table: pd.DataFrame, alpha: float = ALPHA) -> Versus:
+def versus_best(table: pd.DataFrame, alpha: float = ALPHA, resolution: float = 0.0) -> Versus:
     """`table`: instances × models, complete (no NaN), higher is better. The best has the highest mean over those
     instances (ties broken by column order); each other model is compared with it on every instance."""
     table = table.astype(float)
     means = table.mean().sort_values(ascending=False, kind="stable")
     best = str(means.index[0])
-    v = versus(best, {m: (table[best] - table[m]).to_numpy() for m in means.index[1:]}, alpha)
+    v = versus(best, {m: (table[best] - table[m]).to_numpy() for m in means.index[1:]}, alpha, resolution)
     v.means, v.n = means, len(table)
     return v
 
 
 def instances_to_separate(k: int, alpha: float = ALPHA) -> int:
-    """The fewest instances on which k models can be told apart at all: the smallest p is 2^-n, tested at
-    alpha / (k - 1) by the first Holm step."""
+    """The fewest instances on which the sign-flip test can tell k models apart at all: its smallest p is 2^-n,
+    tested at alpha / (k - 1). (The floored t-test can separate large gaps from 2 instances.)"""
     return max(1, math.floor(math.log2((k - 1) / alpha)) + 1) if k > 1 else 0

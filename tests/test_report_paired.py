@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bench.report import build as report
-from bench.stats import holm_levels, lower_bound, sign_flip_p, versus_best
+from bench.stats import bonferroni_levels, exact_lower_bound, lower_bound, paired_p, sign_flip_p, versus_best
 from test_report import run_row, write_csv
 
 
@@ -36,26 +36,33 @@ def test_exact_sign_flip_test_matches_scipy_and_floors_at_one_over_two_to_the_n(
     # a constant one-image gap (1/180) on 3 folds: p = 1/8, not 0 (a t-test's sd is 0 there)
     assert sign_flip_p(np.full(3, 1 / 180)) == pytest.approx(1 / 8)
     assert sign_flip_p(np.zeros(5)) == 1.0  # equal results: no evidence at all
-    assert lower_bound(np.full(3, 1 / 180), 0.05) == -np.inf  # 3 instances cannot bound a gap at 95 %
+    assert exact_lower_bound(np.full(3, 1 / 180), 0.05) == -np.inf  # 3 instances cannot bound a gap at 95 %
+
+
+def test_the_floored_t_test_never_calls_a_constant_one_image_gap_certain():
+    """The shared test: sd floored at one validation image. A plain t-test gives p = 0 for a constant gap."""
+    one = 1 / 180
+    assert paired_p(np.full(3, one), resolution=one) == pytest.approx(0.1127, abs=1e-3)  # t = 1.73, 2 df
+    assert paired_p(np.full(3, one)) == pytest.approx(1 / 8)  # no known step: the exact sign-flip p
+    assert paired_p(np.array([0.30, 0.35, 0.32]), resolution=one) < 0.01  # a large consistent gap separates on 3
+    assert np.isnan(paired_p(np.array([0.1]))) and paired_p(np.zeros(4), resolution=one) == pytest.approx(0.5)
 
 
 def test_lower_bound_is_the_test_inverted():
     rng = np.random.default_rng(1)
     for _ in range(20):
         d = rng.normal(0.01, 0.01, 7)
-        lo = lower_bound(d, 0.05)
-        # the bound is above 0 exactly when the test rejects at that level
-        assert (lo > 0) == (sign_flip_p(d) < 0.05)
+        for step in (0.0, 0.02):
+            lo = lower_bound(d, 0.05, step)
+            assert (lo > 0) == (paired_p(d, step) < 0.05)  # the bound is above 0 exactly when the test rejects
+            assert paired_p(d - lo + 1e-9, step) < 0.05 <= paired_p(d - lo - 1e-9, step)
+        lo = exact_lower_bound(d, 0.05)
         assert sign_flip_p(d, shift=lo - 1e-9) < 0.05 <= sign_flip_p(d, shift=lo + 1e-9)
 
 
-def test_holm_levels_step_down_then_stop():
+def test_bonferroni_levels_against_a_data_picked_best():
     p = pd.Series({"a": 0.01, "b": 0.04, "c": 0.02})
-    assert holm_levels(p).to_dict() == pytest.approx({"a": 0.05 / 3, "c": 0.05 / 2, "b": 0.05})
-    p = pd.Series({"a": 0.02, "b": 0.021})  # a passes its step (0.02 < 0.05 / 2), so b is tested at 0.05
-    assert holm_levels(p).to_dict() == pytest.approx({"a": 0.025, "b": 0.05})
-    p = pd.Series({"a": 0.03, "b": 0.031})  # a fails at 0.025: b keeps 0.025 and is not rejected either
-    assert holm_levels(p).to_dict() == pytest.approx({"a": 0.025, "b": 0.025})
+    assert bonferroni_levels(p).to_dict() == pytest.approx({"a": 0.05 / 3, "b": 0.05 / 3, "c": 0.05 / 3})
 
 
 def test_versus_best_gaps_are_never_negative_and_equal_means_tie():
@@ -76,12 +83,11 @@ def test_partial_sweep_does_not_recommend_the_model_with_the_easier_seeds(tmp_pa
     result = build(tmp_path, rows)
     d = result.decisions["digits"]
     page = result.html.read_text()
-    assert "Use resnet34" not in page and d.pick is None
-    # resnet50 is ahead on every instance both ran: it leads; 3 shared instances cannot separate the two
-    assert d.tied == ["resnet50", "resnet34"] and "leader resnet50" in d.sentence
+    # resnet50 is ahead by 2-3 pp on every instance both ran: on paired evidence it is the better model
+    assert "Use resnet34" not in page and d.pick == "resnet50" and d.tied == ["resnet50"]
     s = result.summary.set_index("model")
     assert s.loc["resnet34", "gap"] == pytest.approx(0.07 / 3) and s.loc["resnet34", "n_paired"] == 3
-    assert s.p_best.isna().all()  # 3 instances: no bootstrap's confident 1.00 beside a tie
+    assert s.p_best["resnet50"] == s.p_best.max()  # P(best) and rank agree
     # the report names what is missing and how to fill it
     assert s.loc["resnet50", "lacking"] == "seed 0 fold 0; seed 1 fold 0" and s.loc["resnet34", "lacking"] == ""
     assert "Missing: resnet50 lacks seed 0 fold 0; seed 1 fold 0." in d.sentence
@@ -122,12 +128,13 @@ def test_tied_means(tmp_path):
 def test_zero_variance_one_image_gap_is_not_beyond_noise(tmp_path):
     """A constant one-validation-image gap on 3 instances: main's interval had width 0 and said "Use resnet34"."""
     step = 1 / 180
-    result = build(tmp_path, rows_of("resnet34", {0: 0.9, 1: 0.85, 2: 0.8})
-                   + rows_of("resnet50", {0: 0.9 - step, 1: 0.85 - step, 2: 0.8 - step}))
+    result = build(tmp_path, rows_of("resnet34", {0: 0.9, 1: 0.85, 2: 0.8}, n_valid=180)
+                   + rows_of("resnet50", {0: 0.9 - step, 1: 0.85 - step, 2: 0.8 - step}, n_valid=180))
     d = result.decisions["digits"]
     assert d.pick is None and d.tied == ["resnet34", "resnet50"] and "Use resnet34" not in result.html.read_text()
     s = result.summary.set_index("model")
-    assert s.loc["resnet50", "p_value"] == pytest.approx(1 / 8) and s.loc["resnet50", "gap_lo"] == -np.inf
+    # the sd is floored at one validation image: t = 1.73 on 2 df, p = 0.11 (a plain t-test: p = 0)
+    assert s.loc["resnet50", "p_value"] == pytest.approx(0.1127, abs=1e-3) and s.loc["resnet50", "gap_lo"] < 0
 
 
 def test_an_instance_recorded_twice_counts_once(tmp_path):

@@ -52,7 +52,7 @@ COLUMNS = [
     ("n", lambda r: (str(r.n), r.n), False),
     ("P(best)", lambda r: _num(r.p_best), False),
     ("gap to best, pp (lower bound)", _gap, False),
-    ("p (Holm level)", _p, False),
+    ("p (level)", _p, False),
     ("noise", lambda r: (r.noise, r.noise), False),
     ("lacks", lambda r: (r.lacking, r.lacking), False),
     ("top-k %", lambda r: (fmt_pm(r.topk_mean, r.topk_std)
@@ -143,8 +143,9 @@ def html_section(ds: str, title: str, s: pd.DataFrame, d: Decision, comps: pd.Da
     pairs = ""
     if len(comps):
         c = comps.assign(diff=100 * comps["diff"], lower95=100 * comps.lower95)
-        pairs = ("<details><summary>All pairwise comparisons (a − b in pp on the instances both ran; one-sided exact "
-                 "paired test, unadjusted: descriptive only, the tie set above is Holm-corrected)</summary>"
+        pairs = ("<details><summary>All pairwise comparisons (a − b in pp on the instances both ran; one-sided "
+                 "paired t-test, sd floored at one validation image, unadjusted: descriptive only, the tie set above "
+                 "is Bonferroni-corrected)</summary>"
                  + c.drop(columns=["dataset", "section"]).to_html(index=False, float_format="{:.3g}".format, border=0,
                                                                   na_rep="")
                  + "</details>")
@@ -196,8 +197,9 @@ def html_page(sections, notes, filters, n_ok, n_failed, races: str = "", article
             "Accuracy: mean ± sd over a model's (seed, fold) instances, each counted once. Rank, paired mean, P(best) "
             f"and gaps use only the instances every ranked model shares (at least {MIN_PAIRS}); a model sharing "
             "fewer is listed as not ranked, with what it lacks. Gap to best: best − model, with the lower bound of "
-            "an exact one-sided paired sign-flip test at its Holm step level; <b>beyond noise</b> exactly when that "
-            "test rejects (the bound is above 0). With n instances no p is below 1/2^n: 3 instances never separate "
-            "two models. P(best): how often the model has the best mean when the shared instances are resampled "
+            "a one-sided paired t-test whose sd is floored at one validation image (a constant one-image gap is "
+            "not certainty), at α / (number of models compared with the best) since the best was picked from the "
+            "data; <b>beyond noise</b> exactly when that test rejects (the bound is above 0); the race uses the same "
+            "test (bench/stats.py). P(best): how often the model has the best mean when the shared instances are resampled "
             f"(paired bootstrap).{published} Click a column header to sort.</p>"
             f"{note}{races}{''.join(sections)}<script>{SORT_JS}</script></body></html>")

@@ -5,7 +5,8 @@ Rule (docs/SCHEMA.md, "How the best is chosen"): two models are *comparable* whe
 instances. The best is the model that no comparable model beats on their shared instances (paired mean
 difference ≥ 0 against each; with complete results, simply the highest mean); among several such, the one
 comparable with the most models, then with the most instances. Each other comparable model is compared with it on
-the instances the two share (a race's eliminated candidates on the rounds they ran), Holm over the comparisons.
+the instances the two share (a race's eliminated candidates on the rounds they ran), by bench/stats.py's
+one-sided paired t-test with the sd floored at one validation image, Bonferroni over the comparisons.
 If every model is beaten by some other (possible only with unequal instance sets), the ranking falls back to the
 instances common to the largest set of models sharing at least MIN_PAIRS of them. A model not comparable with the
 best is listed with the instances it lacks and the command that fills them; it gets no rank. Unpaired means over
@@ -19,7 +20,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from ..stats import ALPHA, Versus, instances_to_separate, lower_bound, sign_flip_p, versus, versus_best
+from ..stats import ALPHA, Versus, lower_bound, paired_p, versus, versus_best
 from .groups import INSTANCE
 
 MIN_PAIRS = 3  # fewer common instances: no ranking (P(best) over 2 instances is a coin toss)
@@ -85,36 +86,43 @@ def _paired_best(wide: pd.DataFrame) -> tuple[str, list[str]] | None:
     return best, comparable[best]
 
 
+def resolution(ok: pd.DataFrame) -> float:
+    """The accuracy's step, one validation image (the largest validation set: the finest step), 0 if unknown."""
+    n = pd.to_numeric(ok.get("n_valid", pd.Series(dtype=float)), errors="coerce").max()
+    return 1 / float(n) if n == n and n and n > 0 else 0.0
+
+
 def rank(ok: pd.DataFrame, alpha: float = ALPHA) -> Ranking:
     r = Ranking(instance_table(ok))
+    step = resolution(ok)
     wide = r.wide
     found = _paired_best(wide)
     if found is not None:
         best, others = found
         r.shared = {best: wide[best].dropna().index, **{o: wide[[best, o]].dropna().index for o in others}}
-        r.versus = versus(best, {o: (wide[best] - wide[o])[r.shared[o]].to_numpy() for o in others}, alpha)
+        r.versus = versus(best, {o: (wide[best] - wide[o])[r.shared[o]].to_numpy() for o in others}, alpha, step)
     else:
         models, common = compared_models(wide)
         if not models:
             return r
-        r.versus = versus_best(wide.loc[common, models], alpha)
+        r.versus = versus_best(wide.loc[common, models], alpha, step)
         r.shared = {m: common for m in models}
     v = r.versus
     r.models = [v.best, *v.gap.sort_values(kind="stable").index]
     # P(best) over the best's own instances, among the models that ran all of them (a race's survivors): there the
-    # best has the highest mean, so P(best) and the ranking cannot point at different models. On fewer instances
-    # than any test needs to separate them, the bootstrap would print a confident 1.00 beside a tie: none then.
+    # best has the highest mean, so P(best) and the ranking cannot point at different models. On fewer than
+    # MIN_PAIRS instances the bootstrap would print a confident 1.00 from a coin toss: none then.
     rows = r.shared[v.best]
     complete = [m for m in r.models if wide.loc[rows, m].notna().all()]
-    enough = len(complete) > 1 and len(rows) >= instances_to_separate(len(complete), alpha)
+    enough = len(complete) > 1 and len(rows) >= MIN_PAIRS
     r.p_best = p_best(wide.loc[rows, complete]).reindex(r.models) if enough else pd.Series(np.nan, index=r.models)
     return r
 
 
 def pairwise(ok: pd.DataFrame, dataset: str, section: str) -> pd.DataFrame:
     """Every two models of a section with a shared instance, on those instances: a (the higher mean there) − b,
-    the unadjusted one-sided exact p and 95 % lower bound. Descriptive: the tie set comes from `rank`."""
-    wide = instance_table(ok)
+    the unadjusted one-sided p and 95 % lower bound of the same test. Descriptive: the tie set comes from `rank`."""
+    wide, step = instance_table(ok), resolution(ok)
     rows = []
     for x, y in combinations(wide.columns, 2):
         both = wide[[x, y]].dropna()
@@ -122,6 +130,8 @@ def pairwise(ok: pd.DataFrame, dataset: str, section: str) -> pd.DataFrame:
             continue
         a, b = (x, y) if both[x].mean() >= both[y].mean() else (y, x)
         d = (both[a] - both[b]).to_numpy()
+        tested = len(d) >= MIN_PAIRS  # a bound from 2 instances spans more than 100 pp: not shown
         rows.append(dict(dataset=dataset, section=section, a=a, b=b, n_pairs=len(d), diff=d.mean(),
-                         lower95=lower_bound(d, 0.05), p_value=sign_flip_p(d)))
+                         lower95=lower_bound(d, 0.05, step) if tested else np.nan,
+                         p_value=paired_p(d, step) if tested else np.nan))
     return pd.DataFrame(rows, columns=COMP_COLS)
