@@ -122,3 +122,22 @@ def test_the_thread_count_is_in_a_cpu_runs_id(tmp_path):
     r = Resolver(write=False)
     one, two = (r.prepare(tiny_config(data, tmp_path / "results", threads=n, device="cpu")) for n in (1, 2))
     assert one.run_id != two.run_id and (one.threads, two.threads) == (1, 2)
+
+
+def test_the_planned_weights_are_the_loaded_ones_for_an_xresnet_switch(tmp_path, monkeypatch):
+    """xresnet50 with self-attention loads xrn50_940 around its attention layer: the identity must name that (it
+    named the plain checkpoint, so the run failed its weights check)."""
+    import torch
+    from bench.train.archs import arch_for, get_arch
+    from bench.train.prepare import Resolver
+    from bench.train.weights import CACHES, load_model, weights_identity
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    spec = get_arch("xresnet50")
+    path = CACHES[spec.source][0](spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": spec.build(False).state_dict()}, path)
+    cfg = tiny_config(make_image_folder(tmp_path / "data"), tmp_path / "results", arch="xresnet50",
+                      self_attention=True, pretrained="true")
+    planned = Resolver(write=False).prepare(cfg).ident["weights"]
+    _, used = load_model(arch_for("xresnet50", "relu", True), "true")
+    assert planned == weights_identity(used) and "sa" in planned

@@ -303,7 +303,8 @@ def test_the_weights_really_loaded_are_the_run_identity(tmp_path, monkeypatch):
     from bench.train.weights import CACHES
     from conftest import tiny_config
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # a cache of this test's own
-    cfg = tiny_config(make_image_folder(tmp_path / "data"), tmp_path / "results", pretrained="auto")
+    # threads=1: the sweep's thread policy, so `run` here makes the run the plan names
+    cfg = tiny_config(make_image_folder(tmp_path / "data"), tmp_path / "results", pretrained="auto", threads=1)
     with pytest.warns(UserWarning, match="random init"):
         row = run(cfg)
     assert row["status"] == "ok" and row["weights_used"] == "random"

@@ -17,7 +17,7 @@ from ..identity import identity, run_id as run_id_of
 from ..data.dataset import Dataset, load_dataset
 from ..data.split import load_or_make_split, subsample
 from ..logs import check_writable
-from .archs import get_arch
+from .archs import arch_for
 from .realise import realise
 
 
@@ -46,7 +46,7 @@ class Resolver:
 
     def prepare(self, cfg: RunConfig) -> Prepared:
         # Checked in this order so a rejected run writes nothing: not even the scan report under results_dir.
-        spec = get_arch(cfg.arch)
+        spec = arch_for(cfg.arch, cfg.activation, cfg.self_attention)  # what builds it, and loads its weights
         if cfg.device not in ("auto", "cpu"):  # imported only when needed: a dry-run plan stays free of fastai
             from .learner import check_device
             check_device(cfg.device)
