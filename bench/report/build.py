@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import contrasts
 from .decision import Decision, decide
 from .groups import fill_commands, one_per_instance
 from .html import gmacs_hint, html_page, html_section, markdown_table, slug
@@ -32,6 +33,7 @@ class ReportResult:
     decisions: dict[str, Decision] = field(default_factory=dict)
     races: list[Race] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    pretraining: pd.DataFrame = field(default_factory=pd.DataFrame)  # contrasts.pretraining: ImageNet vs random
 
 
 def output_name(**filters: str | None) -> str:
@@ -64,6 +66,7 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
     runs = label_models(runs)
     ok, failed, retried, stopped = latest_attempts(runs[runs.stale == ""])
     ok, repeats = one_per_instance(ok)
+    gains = contrasts.pretraining(ok)
     stale = latest_attempts(runs[runs.stale != ""])[0]
     rankings = _rankings(ok)
     comps = pd.concat([pairwise(d, d.dataset.iloc[0], sec) for sec, d in ok.groupby("section", sort=False)]
@@ -92,7 +95,7 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
     art.mkdir(parents=True, exist_ok=True)
     files = []
     for part, frame in [("summary", summary.drop(columns="config_json")), ("comparisons", comps),
-                        ("failed", failed), ("stale", stale.reindex(columns=[
+                        ("pretraining", gains), ("failed", failed), ("stale", stale.reindex(columns=[
                             "dataset", "model", "run_id", "seed", "fold", "final_accuracy", "timestamp", "stale"]))]:
         frame.to_csv(art / f"{part}.csv", index=False)
         files.append(art / f"{part}.csv")
@@ -101,6 +104,8 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
     for ds in dict.fromkeys([*summary.dataset, *stale.dataset]):
         old, mine = stale[stale.dataset == ds], ds in article
         secs = [k for k in keys if summary.dataset[summary.section == k].iloc[0] == ds]
+        md.append(contrasts.markdown(gains, ds))
+        sections.append(contrasts.html_block(gains, ds))
         for i, sec in enumerate(secs or [None]):
             s = summary[summary.section == sec]
             d = decide(s, {m: c for (k, m), c in fills.items() if k == sec}) if sec else Decision("No current runs.")
@@ -130,7 +135,7 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
     race_part = ("<section><h2>Races</h2>" + "".join(race_html(r) for r in races) + "</section>") if races else ""
     report.write_text(html_page(sections, notes, filters, len(ok), len(failed), race_part,
                                 bool(set(summary.dataset) & article)), encoding="utf-8")
-    return ReportResult(report, [*files, report], summary, comps, failed, stale, decisions, races, notes)
+    return ReportResult(report, [*files, report], summary, comps, failed, stale, decisions, races, notes, gains)
 
 
 def _run_cli(args: argparse.Namespace) -> int:
@@ -145,6 +150,8 @@ def _run_cli(args: argparse.Namespace) -> int:
         print(f"[{sec}] {d.sentence}")
         for command in d.todo:
             print(f"  fill: {command}")
+    for r in result.pretraining.itertuples():
+        print(f"[{r.dataset}] pretraining: {contrasts.sentence(r)}")
     print(f"wrote {result.html} (+ tables and plots in {result.html.with_suffix('')})")
     return 0
 
