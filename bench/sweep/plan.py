@@ -34,8 +34,19 @@ def satisfied(rows: list[dict], cfg: RunConfig | None = None) -> bool:
     return any(r.get("status") == "ok" for r in rows)
 
 
+# The thread policy of sweeps and races: one torch thread per run (as many runs at once as cores), whatever the
+# executor, so a sweep and a race of one file make the same runs; the CPU thread count is part of a run's identity.
+THREADS_PER_RUN = 1
+
+
+def with_threads(cfg: RunConfig, threads: int | None = None) -> RunConfig:
+    """`cfg` with its thread count fixed before planning: `threads` (a Ray task's --cpus-per-task) or the policy;
+    a `threads` set in the experiment file or by --set wins."""
+    return cfg if cfg.threads else cfg.replace(threads=threads or THREADS_PER_RUN)
+
+
 def plan(configs: list[RunConfig] | tuple[RunConfig, ...], name: str = "", skip_failed: bool = False,
-         write: bool = True) -> Plan:
+         write: bool = True, threads: int | None = None) -> Plan:
     """Resolve every config through the same prepare step as `bench run` (one Resolver: each dataset and split is
     loaded once), then sort runs into done, failed before, and to run. Interrupted runs (Ctrl-C) are re-run whatever
     `skip_failed` says. `write=False`
@@ -47,6 +58,7 @@ def plan(configs: list[RunConfig] | tuple[RunConfig, ...], name: str = "", skip_
     resolver, index, seen = Resolver(write=write), {}, set()
     p = Plan(name, [], [], [], 0)
     for cfg in configs:
+        cfg = with_threads(cfg, threads)
         prep = resolver.prepare(cfg)
         p.ids.append(prep.run_id)
         if prep.run_id in seen:  # the file lists the same run twice (e.g. an override equal to the default)
