@@ -126,7 +126,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
 
 # Named profiles: `blog` is the article's protocol (the dataclass defaults); `quick` trains the embedded digits from
 # random init on 2 CPU cores, sized by measurement (docs/benchmarks.md, "The quick benchmark"): the digits are 8x8
-# originals, so 32 px loses nothing; batch 32 doubles the optimizer steps; one flat fine-tuning lr, because a random
+# originals, so 32 px loses nothing; batch 32 doubles the optimizer steps; one peak fine-tuning lr for every group (still one-cycle), because a random
 # body has nothing for discriminative lrs to protect (slice(1e-4, 1e-3) left resnet18 at 84 %, 3e-3 gave 93 %).
 PROFILES: dict[str, dict[str, Any]] = {
     "blog": {},
