@@ -10,7 +10,7 @@ import pytest
 
 from bench.config import ConfigError
 from bench.sweep.experiment import load_experiment
-from bench.sweep.race import LOG_FIELDS, evaluate_runs, race
+from bench.sweep.race import LOG_FIELDS, Score, evaluate_runs, race
 from bench.sweep.racestats import compare, holm
 from conftest import make_image_folder
 
@@ -43,8 +43,9 @@ def test_a_tie_stays_a_tie(test):
 
 def test_two_survivors_use_wilcoxon_and_need_enough_instances():
     t = table({"a": 0.9, "b": 0.8}, n=8)
-    five = compare(t.iloc[:5], test="friedman")
-    assert five.test == "wilcoxon" and five.eliminated == []  # the exact p is >= 1/16 with five pairs
+    four = compare(t.iloc[:4], test="friedman")
+    assert four.test == "wilcoxon" and four.eliminated == []  # the exact one-sided p is >= 1/16 with four pairs
+    assert four.p_value == pytest.approx(1 / 16)
     assert compare(t, test="friedman").eliminated == ["b"]
 
 
@@ -61,12 +62,12 @@ def exp_file(tmp_path: Path, archs=ARCHS, seeds=range(6), **extra) -> Path:
     return path
 
 
-def scripted(means: dict[str, float], calls: list, sd: float = 0.005):
-    """An evaluator answering from a fixed table of accuracies per (arch, seed, fold)."""
+def scripted(means: dict[str, float], calls: list, sd: float = 0.005, n_valid: int = 360):
+    """An evaluator answering from a fixed table of accuracies per (arch, seed, fold), on n_valid images."""
     def evaluate(configs):
         calls.append([c.arch for c in configs])
-        return [means[c.arch] + 0.02 * np.sin(c.seed + 10 * c.fold)
-                + sd * np.cos(7 * c.seed + sum(map(ord, c.arch)) % 5) for c in configs]
+        return [Score(means[c.arch] + 0.02 * np.sin(c.seed + 10 * c.fold)
+                      + sd * np.cos(7 * c.seed + sum(map(ord, c.arch)) % 5), n_valid) for c in configs]
     return evaluate
 
 
@@ -78,9 +79,9 @@ def read_log(path: Path) -> list[dict]:
     return rows
 
 
-@pytest.mark.parametrize("test", ["ttest", "friedman"])
-def test_race_eliminates_after_the_minimum_and_names_the_winner(tmp_path, test):
-    exp = load_experiment(exp_file(tmp_path), results_dir=str(tmp_path / "res"))
+@pytest.mark.parametrize("test,seeds", [("ttest", 6), ("permutation", 12), ("friedman", 12)])
+def test_race_eliminates_after_the_minimum_and_names_the_winner(tmp_path, test, seeds):
+    exp = load_experiment(exp_file(tmp_path, seeds=range(seeds)), results_dir=str(tmp_path / "res"))
     calls: list = []
     means = {"resnet18": 0.95, "resnet34": 0.80, "xresnet18": 0.78, "seresnet50": 0.60}
     log = tmp_path / "res" / "races" / "r.csv"
@@ -88,17 +89,25 @@ def test_race_eliminates_after_the_minimum_and_names_the_winner(tmp_path, test):
     assert [len(c) for c in calls[:3]] == [4, 4, 4]  # everyone runs the first three instances
     rows = read_log(log)
     assert [r["eliminated"] for r in rows[:2]] == ["", ""] and rows[0]["test"] == ""  # no test before the minimum
-    assert rows[2]["test"] == {"ttest": "ttest+holm", "friedman": "friedman+conover"}[test] and rows[2]["eliminated"]
+    assert rows[2]["test"] == {"ttest": "ttest+holm", "permutation": "permutation+holm",
+                               "friedman": "friedman+conover"}[test]
+    looks = seeds - 3 + 1  # alpha spent evenly over the rounds that test
+    assert [float(r["level"]) for r in rows] == pytest.approx([0.05 / looks] * len(rows)) and f"{looks} look(s)" in rows[0]["rule"]
+    first_out = next(int(r["round"]) for r in rows if r["eliminated"])
+    if test == "ttest":
+        assert first_out == 3  # 15-point gaps, sd floored at 1/360: clear from the first test
+    else:  # nothing can be out before 0.5^n < alpha / looks / 3 (Holm over three comparisons)
+        assert 0.5 ** first_out < 0.05 / looks / 3 <= 0.5 ** (first_out - 1)
     assert res.decision == "winner" and res.survivors == ["resnet18"] and rows[-1]["decision"] == "winner"
     assert [r["decision"] for r in rows[:-1]] == ["continue"] * (len(rows) - 1)
     assert res.runs_used == sum(len(c) for c in calls) == int(rows[-1]["runs_used"])
-    assert int(rows[-1]["full_factorial_runs"]) == 4 * 6 and res.compute_pct < 100
+    assert int(rows[-1]["full_factorial_runs"]) == 4 * seeds and res.compute_pct < 100
     out = [e for r in rows for e in r["eliminated"].split(";") if e]
     assert sorted(out) == ["resnet34", "seresnet50", "xresnet18"]
     gone: set[str] = set()
-    for r in rows:  # survivors after each round never include anyone eliminated so far
+    for r in rows:  # survivors after each round never include anyone eliminated so far; the leader comes first
         gone |= {e for e in r["eliminated"].split(";") if e}
-        assert not set(r["survivors"].split(";")) & gone
+        assert not set(r["survivors"].split(";")) & gone and r["survivors"].startswith("resnet18")
         assert r["instance"].startswith("seed ") and float(r["alpha"]) == 0.05
 
 
