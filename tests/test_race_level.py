@@ -192,3 +192,37 @@ def test_the_report_reads_race_write_log_output(tmp_path, kind):
     summary = r.summary()
     assert res.survivors[0] in summary and ("winner" in summary if kind == "winner" else "leads" in summary)
     assert all(f"| {k + 1} |" in race_markdown(r) for k in range(len(res.rounds)))
+
+
+def test_the_dataset_notes_are_said_once_per_race_not_every_round(tmp_path, capsys):
+    # a race plans every round (loading the dataset each time): old main printed the duplicates line each round
+    import shutil
+
+    from bench.sweep.plan import plan
+    from conftest import make_image_folder
+    data = make_image_folder(tmp_path / "data", per_class=12)
+    shutil.copy(data / "class_0" / "img_000.png", data / "class_0" / "copy_of_000.png")
+    path = tmp_path / "d.yaml"
+    path.write_text(yaml.safe_dump({"dataset": str(data), "archs": ARCHS[:2], "seeds": [0, 1], "folds": [0],
+                                    "protocol": {"batch_size": 4}}))
+    exp = load_experiment(path, results_dir=str(tmp_path / "res"))
+    capsys.readouterr()
+    for instance in exp.instances:  # two rounds' plans
+        plan([exp.cell(a, instance) for a in exp.labels], exp.name)
+    err = capsys.readouterr().err
+    assert err.count("1 exact duplicate file(s)") == 1, err
+
+
+@pytest.mark.parametrize("retry", [False, True])
+def test_the_race_asks_the_planner_to_skip_runs_that_failed_before_unless_retry_failed(tmp_path, monkeypatch, retry):
+    from bench.sweep import plan as planner
+    from bench.sweep.race import evaluate_runs
+    seen: list = []
+
+    def fake_plan(configs, name="", skip_failed=False, write=True):
+        seen.append(skip_failed)
+        return planner.Plan(name, [], [], [], 0, ids=["x" * 12 for _ in configs])
+    monkeypatch.setattr(planner, "plan", fake_plan)
+    exp = experiment(tmp_path, archs=ARCHS[:2], seeds=[0])
+    assert evaluate_runs("r", retry_failed=retry)([exp.cell(a, (0, 0)) for a in exp.labels]) == [None, None]
+    assert seen == [not retry]

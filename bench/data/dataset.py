@@ -80,6 +80,15 @@ def resolve(spec: str, _name: str | None = None) -> tuple[str, str, Path, pd.Dat
                       f"(e.g. imagenette2-160){hint}")
 
 
+_TOLD: set[str] = set()  # dataset notes this process printed: a race plans (and loads) every round, says them once
+
+
+def tell_once(line: str) -> None:
+    if line not in _TOLD:
+        _TOLD.add(line)
+        print(line, file=sys.stderr)
+
+
 def load_dataset(spec: str, results_dir: str | Path | None = None, on_bad_image: str = "skip") -> Dataset:
     """Resolve, scan every file (cached per file), write the report under results_dir/<name>/, apply the bad-file
     policy and the structural checks. Every problem found here is a ConfigError naming the class or path."""
@@ -111,11 +120,10 @@ def load_dataset(spec: str, results_dir: str | Path | None = None, on_bad_image:
         if on_bad_image == "fail":
             raise ConfigError(f"dataset: {len(bad)} bad image file(s) in {root}, e.g. {first['path']}: "
                               f"{first['problem']} ({where}); fix or remove them, or use --on-bad-image skip")
-        print(f"bench: dataset {name}: skipped {len(bad)} bad image file(s) of {len(items)} ({where})",
-              file=sys.stderr)
+        tell_once(f"bench: dataset {name}: skipped {len(bad)} bad image file(s) of {len(items)} ({where})")
     if len(dups):
-        print(f"bench: dataset {name}: {len(dups)} exact duplicate file(s), kept on one side of the split "
-              f"({report / 'duplicates.csv' if report is not None else 'no report written'})", file=sys.stderr)
+        tell_once(f"bench: dataset {name}: {len(dups)} exact duplicate file(s), kept on one side of the split "
+                  f"({report / 'duplicates.csv' if report is not None else 'no report written'})")
     _check_split(name, root, good)
     return Dataset(name, Path(root), good, fp, kind, bad.reset_index(drop=True), dups)
 
