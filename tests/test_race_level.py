@@ -234,3 +234,16 @@ def test_the_race_asks_the_planner_to_skip_runs_that_failed_before_unless_retry_
     exp = experiment(tmp_path, archs=ARCHS[:2], seeds=[0])
     assert evaluate_runs("r", retry_failed=retry)([exp.cell(a, (0, 0)) for a in exp.labels]) == [None, None]
     assert seen == [not retry]
+
+
+def test_cli_restart_under_another_alpha_is_one_line_exit_2(tmp_path, capsys):
+    from bench.cli import main
+    exp = experiment(tmp_path, archs=ARCHS[:2], seeds=range(4))
+    log = tmp_path / "res" / "races" / "r.csv"
+    race(exp, from_table(exp, {a: np.full(4, 0.8) for a in ARCHS[:2]}), log=log)
+    logged = log.read_bytes()
+    capsys.readouterr()
+    assert main(["race", str(exp.path), "--results-dir", str(tmp_path / "res"), "--alpha", "0.1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bench: error:") and "--alpha" in err[0] and "Traceback" not in err[0]
+    assert log.read_bytes() == logged

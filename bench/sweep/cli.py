@@ -78,17 +78,13 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
 
 def cmd_race(ns: argparse.Namespace) -> int:
     from .experiment import load_experiment
-    from .race import check_settings, evaluate_runs, log_path, print_line, race, rule_text, summary_line
+    from .race import check_settings, evaluate_runs, log_path, print_line, race, summary_line
     kw = _executor_kw(ns)
     check_settings(ns.min_instances, ns.alpha, ns.test, ns.budget)
     exp = load_experiment(ns.file, dataset=ns.dataset, results_dir=ns.results_dir, overrides=_overrides(ns),
                           seeds=_parse_ints(ns.seeds, "--seeds"), folds=_parse_folds(ns.folds), all_folds=True)
     _check_executor(ns, exp.configs)
     log = log_path(ns.results_dir, exp.name)
-    looks = max(len(exp.instances) - ns.min_instances + 1, 1)
-    print(f"bench: race {exp.name}: {len(exp.labels)} candidates x {len(exp.instances)} instances (seed, fold) = "
-          f"{len(exp.labels) * len(exp.instances)} runs in the full factorial; eliminating from instance "
-          f"{ns.min_instances} on: {rule_text(ns.test, ns.alpha, looks)} -> {log}", file=sys.stderr)
     res = race(exp, evaluate_runs(exp.name, ns.executor, ns.retry_failed, **kw), min_instances=ns.min_instances,
                alpha=ns.alpha, test=ns.test, budget_pct=ns.budget, log=log, echo=print_line,
                retry_failed=ns.retry_failed)

@@ -98,6 +98,9 @@ def race(exp: Experiment, evaluate: Evaluate, min_instances: int = 3, alpha: flo
     level, rule = alpha / looks, rule_text(test, alpha, looks)
     words = [instance_words(i) for i in exp.instances]
     recorded = replayable(log, exp.name, words, rule, retry_failed, echo)
+    echo(f"bench: race {exp.name}: {len(exp.labels)} candidates x {len(exp.instances)} instances (seed, fold) = "
+         f"{full} runs in the full factorial; eliminating from instance {min_instances} on: {rule}"
+         + (f" -> {log}" if log else "") + (f"; replaying {len(recorded)} logged round(s)" if recorded else ""))
     survivors, scores = list(exp.labels), {label: [] for label in exp.labels}
     result = RaceResult(exp.name, "", [], {}, runs_used=0, full_runs=full, rule=rule)
     for r, instance in enumerate(exp.instances, 1):
