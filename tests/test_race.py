@@ -92,7 +92,8 @@ def test_race_eliminates_after_the_minimum_and_names_the_winner(tmp_path, test, 
     assert rows[2]["test"] == {"ttest": "ttest+holm", "permutation": "permutation+holm",
                                "friedman": "friedman+conover"}[test]
     looks = seeds - 3 + 1  # alpha spent evenly over the rounds that test
-    assert [float(r["level"]) for r in rows] == pytest.approx([0.05 / looks] * len(rows)) and f"{looks} look(s)" in rows[0]["rule"]
+    assert [float(r["level"]) for r in rows] == pytest.approx([0.05 / looks] * len(rows))
+    assert f"{looks} look(s)" in rows[0]["rule"]
     first_out = next(int(r["round"]) for r in rows if r["eliminated"])
     if test == "ttest":
         assert first_out == 3  # 15-point gaps, sd floored at 1/360: clear from the first test

@@ -124,7 +124,8 @@ def race(exp: Experiment, evaluate: Evaluate, min_instances: int = 3, alpha: flo
                    best=out.best if out else "", test=out.test if out else "",
                    statistic=_num(out.statistic if out else math.nan), p_value=_num(out.p_value if out else math.nan),
                    alpha=alpha, level=f"{level:.6g}", decision=decision, runs_used=result.runs_used,
-                   full_factorial_runs=full, rule=rule, timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                   full_factorial_runs=full, rule=rule,
+                   timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         if old:  # the log's decisions stand (see racelog); say so if the runs now read otherwise
             differs = [k for k in ("survivors", "eliminated", "decision") if str(old.get(k, "")) != str(row[k])]
             if differs:
