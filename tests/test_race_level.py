@@ -171,6 +171,15 @@ def test_a_restart_under_another_rule_or_order_is_refused(tmp_path):
     assert log.read_bytes() == logged
 
 
+def test_a_log_whose_runs_are_gone_is_not_replayed(tmp_path):
+    exp = experiment(tmp_path, archs=ARCHS[:2], seeds=range(4))
+    log = tmp_path / "res" / "races" / "r.csv"
+    acc = {a: np.full(4, 0.8) for a in ARCHS[:2]}
+    race(exp, from_table(exp, acc), log=log)
+    with pytest.raises(ConfigError, match="cannot be replayed"):  # resnet18's run of round 1 now fails
+        race(exp, failing_once(exp, acc, [], ("resnet18", 0)), log=log)
+
+
 def test_a_log_from_an_older_bench_is_raced_afresh(tmp_path):
     exp = experiment(tmp_path, archs=ARCHS[:2], seeds=range(4))
     log = tmp_path / "res" / "races" / "r.csv"

@@ -121,7 +121,7 @@ def race(exp: Experiment, evaluate: Evaluate, min_instances: int = 3, alpha: flo
         decision = _decision(survivors, r == len(exp.instances), result.runs_used + len(survivors) > budget)
         row = dict(race=exp.name, round=r, instance=words[r - 1], n_instances=r, survivors=";".join(survivors),
                    eliminated=";".join(failed + (out.eliminated if out else [])), failed=";".join(failed),
-                   best=out.best if out else "", test=out.test if out else "",
+                   best=survivors[0] if survivors else "", test=out.test if out else "",
                    statistic=_num(out.statistic if out else math.nan), p_value=_num(out.p_value if out else math.nan),
                    alpha=alpha, level=f"{level:.6g}", decision=decision, runs_used=result.runs_used,
                    full_factorial_runs=full, rule=rule,
@@ -133,6 +133,10 @@ def race(exp: Experiment, evaluate: Evaluate, min_instances: int = 3, alpha: flo
                      f"elimination(s) and {row['decision']}; the log's ({old['eliminated'] or 'none'}, "
                      f"{old['decision']}) stands")
             row, survivors, decision = old, names(old["survivors"]), old["decision"]
+            lost = [s for s in survivors if len(scores.get(s, ())) != r]
+            if lost:
+                raise ConfigError(f"{log}: round {r} kept {', '.join(lost)}, whose run on {words[r - 1]} is not in "
+                                  f"the results now: the log cannot be replayed. Move it away to start the race anew")
         result.rounds.append(row)
         if log is not None and not old:
             write_log(log, result.rounds)
