@@ -11,7 +11,7 @@ import pytest
 from bench.config import ConfigError
 from bench.sweep.experiment import load_experiment
 from bench.sweep.race import LOG_FIELDS, Score, evaluate_runs, race
-from bench.sweep.racestats import compare, holm
+from bench.sweep.racestats import bonferroni, compare
 from conftest import make_image_folder
 
 ARCHS = ["resnet18", "resnet34", "xresnet18", "seresnet50"]
@@ -49,9 +49,14 @@ def test_two_survivors_use_wilcoxon_and_need_enough_instances():
     assert compare(t, test="friedman").eliminated == ["b"]
 
 
-def test_holm_adjusts_in_step_down_order():
-    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    assert holm([0.5]) == [0.5]
+def test_bonferroni_multiplies_by_the_rivals_and_keeps_a_close_second_that_holm_would_drop():
+    assert bonferroni([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.12, 0.09]) and bonferroni([0.5]) == [0.5]
+    # b trails the data-picked leader a by one-sided p 0.029, c is far behind: Holm's second step would test b at the
+    # full 0.05 and drop it; b's test against a picked leader is corrected for its two rivals (0.057) and it stays
+    gap = pd.Series([3, -1, 3, 0, 1, 2, -1, 1, 3, 0]) / 90
+    t = pd.DataFrame({"a": 0.8 + 0 * gap, "b": 0.8 - gap, "c": 0.5 - gap / 3})
+    out = compare(t, 0.05, "ttest", resolution=1 / 90)
+    assert out.best == "a" and out.eliminated == ["c"]
 
 
 # --- the race loop on synthetic results (no training)
@@ -89,7 +94,7 @@ def test_race_eliminates_after_the_minimum_and_names_the_winner(tmp_path, test, 
     assert [len(c) for c in calls[:3]] == [4, 4, 4]  # everyone runs the first three instances
     rows = read_log(log)
     assert [r["eliminated"] for r in rows[:2]] == ["", ""] and rows[0]["test"] == ""  # no test before the minimum
-    assert rows[2]["test"] == {"ttest": "ttest+holm", "permutation": "permutation+holm",
+    assert rows[2]["test"] == {"ttest": "ttest+bonferroni", "permutation": "permutation+bonferroni",
                                "friedman": "friedman+conover"}[test]
     looks = seeds - 3 + 1  # alpha spent evenly over the rounds that test
     assert [float(r["level"]) for r in rows] == pytest.approx([0.05 / looks] * len(rows))
@@ -97,7 +102,7 @@ def test_race_eliminates_after_the_minimum_and_names_the_winner(tmp_path, test, 
     first_out = next(int(r["round"]) for r in rows if r["eliminated"])
     if test == "ttest":
         assert first_out == 3  # 15-point gaps, sd floored at 1/360: clear from the first test
-    else:  # nothing can be out before 0.5^n < alpha / looks / 3 (Holm over three comparisons)
+    else:  # nothing can be out before 0.5^n < alpha / looks / 3 (Bonferroni over three rivals)
         assert 0.5 ** first_out < 0.05 / looks / 3 <= 0.5 ** (first_out - 1)
     assert res.decision == "winner" and res.survivors == ["resnet18"] and rows[-1]["decision"] == "winner"
     assert [r["decision"] for r in rows[:-1]] == ["continue"] * (len(rows) - 1)
@@ -209,5 +214,5 @@ def test_resume_mid_race_reuses_the_runs_and_writes_the_same_log(tmp_path, capsy
     capsys.readouterr()
     assert main(["race", str(path), "--results-dir", str(results), "--min-instances", "2"]) == 0
     out = capsys.readouterr().out
-    assert f"race tiny: {res.decision}" in out and "6 of 6 runs = 100 % of the full factorial" in out
+    assert f"race tiny: {'winner' if res.decision == 'winner' else 'no winner'}" in out and "6 of 6 runs = 100 % of the full factorial" in out
     assert list(csv.DictReader(open(runs))) == after and len(read_log(log)) == 3

@@ -158,7 +158,7 @@ def add_cli(sub) -> None:
                    help="race-wide error rate: spent evenly over the rounds that test, so a winner holds at alpha "
                         "however many rounds it took (default 0.05)")
     p.add_argument("--test", choices=("ttest", "permutation", "friedman"), default="ttest",
-                   help="all one-sided vs the best, Holm-corrected. ttest: paired t-tests, sd floored at one "
+                   help="all one-sided vs the best, Bonferroni-corrected. ttest: paired t-tests, sd floored at one "
                         "validation image; permutation: exact sign-flip tests (slower to separate); friedman: "
                         "Friedman + Conover post-hoc confirmed by a sign test (Wilcoxon for two), as F-Race/irace "
                         "(default ttest)")

@@ -5,7 +5,7 @@ fixed order (seeds outer, folds inner). Each round runs every surviving candidat
 sweep's plan and executor, so every evaluation is an ordinary run row: resumable after `kill -9`, and any finished run
 of the same identity (an earlier sweep's or race's) is reused instead of trained again. From `min_instances` on, the
 candidates significantly worse than the best, paired across the instances seen so far, are eliminated
-(`racestats.compare`, one-sided, Holm over the round's comparisons).
+(`racestats.compare`, one-sided, Bonferroni over the round's comparisons).
 
 The level holds for the whole race, not one round: every round that tests is one look, and the race spends its α
 evenly over the looks it could make (Bonferroni: `alpha / looks`, looks = instances - min_instances + 1). By the
@@ -18,7 +18,7 @@ not separated from the others), or when the next round would pass the compute bu
 The decisions go to `results/races/<experiment>.csv` (racelog.py), one row per round; a restarted race replays it.
 Per round: `instance` ("seed S fold F"), `n_instances` (instances so far), `survivors` and `eliminated` (';'-joined
 labels, after and by this round; a failed run's candidate is eliminated too and also listed in `failed`), `best` (the
-leader on the paired means), `test` (ttest+holm | permutation+holm | friedman+conover | wilcoxon, empty before
+leader on the paired means), `test` (ttest+bonferroni | permutation+bonferroni | friedman+conover | wilcoxon, empty before
 --min-instances), `statistic` and `p_value` (see racestats.Outcome), `alpha` (race-wide) and `level` (this look's),
 `decision` (continue | winner | tie | budget | failed), `runs_used` (cumulative, reused runs included),
 `full_factorial_runs` and `rule` (the test and α rule in words).
@@ -72,7 +72,7 @@ def log_path(results_dir: str | Path, name: str) -> Path:
 
 
 def rule_text(test: str, alpha: float, looks: int) -> str:
-    return (f"{RULES[test]}; Holm over the round's comparisons; race-wide alpha {alpha:g} spent evenly over "
+    return (f"{RULES[test]}; Bonferroni over the round's k-1 rivals of the leader; race-wide alpha {alpha:g} spent evenly over "
             f"{looks} look(s): {alpha / looks:.4g} per round (Bonferroni)")
 
 
