@@ -15,7 +15,8 @@ from bench.config import ConfigError
 from bench.logs import read_rows
 from bench.sweep.experiment import Experiment, load_experiment
 from bench.sweep.race import Score, race
-from bench.sweep.racestats import compare, floored_t, sign_flip
+from bench.stats import paired_t
+from bench.sweep.racestats import compare
 
 N_VALID = 90  # validation images per fold: accuracy moves in steps of 1/90
 ARCHS = ["resnet18", "resnet34", "xresnet18", "resnet50", "resnet101", "xresnet34"]
@@ -72,21 +73,13 @@ def test_the_tests_are_one_sided():
     # it: its real level was alpha / 2)
     gap = pd.Series([3, -1, 3, 0, 1, 2, -1, 1, 3, 0]) / N_VALID
     t = pd.DataFrame({"a": 0.8 + 0 * gap, "b": 0.8 - gap})
-    _, p = floored_t(gap, 1 / N_VALID)
+    _, p = paired_t(gap, 1 / N_VALID)
     assert p == pytest.approx(stats.ttest_rel(t.a, t.b, alternative="greater").pvalue)
     assert p == pytest.approx(stats.ttest_rel(t.a, t.b).pvalue / 2) and p < 0.05 < 2 * p
     out = compare(t, 0.05, "ttest", resolution=1 / N_VALID)
     assert out.best == "a" and out.eliminated == ["b"] and out.p_value == pytest.approx(p)
     assert compare(t, 0.05, "permutation").eliminated == ["b"]
     assert compare(t, 0.05, "friedman").eliminated == ["b"]  # one-sided Wilcoxon
-
-
-def test_the_sign_flip_test_is_scipys_exact_permutation_test():
-    d = pd.Series([3, -1, 2, 0, 1, 2, -1, 1]) / N_VALID
-    ref = stats.permutation_test((d.to_numpy(),), np.mean, permutation_type="samples", alternative="greater",
-                                 n_resamples=2 ** 8, vectorized=True)  # 2^8 patterns: scipy enumerates them all
-    assert sign_flip(d) == (pytest.approx(d.mean()), pytest.approx(ref.pvalue))
-    assert 0 < sign_flip(pd.Series(np.full(30, 0.01)))[1] < 1e-3  # Monte Carlo beyond 14: small, never 0
 
 
 # --- the level holds for the whole race

@@ -42,7 +42,9 @@ def _overrides(ns: argparse.Namespace) -> dict:
 def _check_executor(ns: argparse.Namespace, configs) -> None:
     if ns.executor == "ray":
         from .executors import check_ray_tracking
+        from .raycluster import preflight
         check_ray_tracking(configs)
+        preflight(ns.address)  # an address where nothing listens, or no token: one line before anything is written
 
 
 def cmd_sweep(ns: argparse.Namespace) -> int:
@@ -53,7 +55,7 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
         raise ConfigError("--json applies to --dry-run only (a sweep's results are in runs.csv)")
     exp = load_experiment(ns.file, dataset=ns.dataset, results_dir=ns.results_dir, overrides=_overrides(ns))
     _check_executor(ns, exp.configs)
-    p = plan(exp.configs, exp.name, skip_failed=ns.skip_failed, write=not ns.dry_run)
+    p = plan(exp.configs, exp.name, skip_failed=ns.skip_failed, write=not ns.dry_run, threads=kw.get("cpus_per_task"))
     index = index_path(ns.results_dir)
     print(f"bench: sweep {p.name}: {p.total} runs on {exp.configs[0].dataset}: {len(p.done)} already done, "
           f"{len(p.jobs)} to run" + (f" ({len(p.failed)} failed before)" if p.failed else "") + f" -> {index}",

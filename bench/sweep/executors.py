@@ -122,11 +122,8 @@ def run_ray(jobs: list[dict], report: Callable[[Outcome], None], address: str | 
     from ..sinks import replay
     started = not ray.is_initialized()
     if started:
-        # log_to_driver=False: each task's outcome comes back as its return value and is printed as one line;
-        # forwarding the workers' own output only added empty "(run_remote pid=...)" lines. Worker output stays in
-        # Ray's session logs (/tmp/ray/session_latest/logs), and every failure's error is in its row.
-        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        from .raycluster import connect
+        connect(address, workers)  # a failed connection to a cluster: one ConfigError line with the fix
     pending: dict = {}
     try:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0

@@ -27,27 +27,29 @@ class Plan:
     ids: list[str] = field(default_factory=list)    # the run id of each config given, in order (repeats kept)
 
 
-def random_fallback(row: dict, cfg: RunConfig) -> bool:
-    """An ok row that trained from random init although `pretrained=auto` asked for the library's weights, which can
-    be had now (cached, or online): not the run that was asked for, so a sweep runs it again."""
-    if cfg.pretrained != "auto" or cfg.weights or row.get("weights_used") != "random":
-        return False
-    from ..train.archs import get_arch
-    from ..train.weights import unavailable
-    return unavailable(get_arch(cfg.arch)) is None
+def satisfied(rows: list[dict], cfg: RunConfig | None = None) -> bool:
+    """Is the run done: it has an ok row. The run id is the run's whole identity (bench/identity.py), including the
+    weights it loads: a run that once trained from random init because no weights could be had has another id
+    than the run that loads them, so nothing else needs checking here."""
+    return any(r.get("status") == "ok" for r in rows)
 
 
-def satisfied(rows: list[dict], cfg: RunConfig) -> bool:
-    """Is the run done: its latest ok row (the one the report uses) is the run that was asked for?"""
-    ok = [r for r in rows if r.get("status") == "ok"]
-    return bool(ok) and not random_fallback(ok[-1], cfg)
+# The thread policy of sweeps and races: one torch thread per run (as many runs at once as cores), whatever the
+# executor, so a sweep and a race of one file make the same runs; the CPU thread count is part of a run's identity.
+THREADS_PER_RUN = 1
+
+
+def with_threads(cfg: RunConfig, threads: int | None = None) -> RunConfig:
+    """`cfg` with its thread count fixed before planning: `threads` (a Ray task's --cpus-per-task) or the policy;
+    a `threads` set in the experiment file or by --set wins."""
+    return cfg if cfg.threads else cfg.replace(threads=threads or THREADS_PER_RUN)
 
 
 def plan(configs: list[RunConfig] | tuple[RunConfig, ...], name: str = "", skip_failed: bool = False,
-         write: bool = True) -> Plan:
+         write: bool = True, threads: int | None = None) -> Plan:
     """Resolve every config through the same prepare step as `bench run` (one Resolver: each dataset and split is
     loaded once), then sort runs into done, failed before, and to run. Interrupted runs (Ctrl-C) are re-run whatever
-    `skip_failed` says, as are ok runs that fell back to random init when weights can now be had. `write=False`
+    `skip_failed` says. `write=False`
     (a dry run) writes nothing under the results folder."""
     from ..logs import read_rows
     from ..train.prepare import Resolver
@@ -56,6 +58,7 @@ def plan(configs: list[RunConfig] | tuple[RunConfig, ...], name: str = "", skip_
     resolver, index, seen = Resolver(write=write), {}, set()
     p = Plan(name, [], [], [], 0)
     for cfg in configs:
+        cfg = with_threads(cfg, threads)
         prep = resolver.prepare(cfg)
         p.ids.append(prep.run_id)
         if prep.run_id in seen:  # the file lists the same run twice (e.g. an override equal to the default)
@@ -67,7 +70,7 @@ def plan(configs: list[RunConfig] | tuple[RunConfig, ...], name: str = "", skip_
                 index[cfg.results_dir].setdefault(r.get("run_id"), []).append(r)
         rows = index[cfg.results_dir].get(prep.run_id, [])
         job = dict(config=cfg.to_dict(), run_id=prep.run_id, fingerprint=prep.dataset.fingerprint,
-                   split_hash=prep.split_hash, dataset_name=prep.dataset.name, env=job_env())
+                   split_hash=prep.split_hash, dataset_name=prep.dataset.name, identity=prep.ident, env=job_env())
         status, note = _status(rows, cfg)
         if status == "done":
             p.done.append(prep.run_id)
@@ -85,8 +88,6 @@ def _status(rows: list[dict], cfg: RunConfig) -> tuple[str, str]:
     statuses = {r.get("status") for r in rows}
     if satisfied(rows, cfg):
         return "done", ""
-    if "ok" in statuses:
-        return "planned", "trained from random init before (pretrained=auto); the weights can be had now"
     if statuses - {"interrupted"}:
         return "failed-before", next(r.get("error", "") for r in reversed(rows) if r.get("status") != "interrupted")
     return "planned", "interrupted before" if statuses else ""
@@ -95,6 +96,14 @@ def _status(rows: list[dict], cfg: RunConfig) -> tuple[str, str]:
 def label(job_or_cfg: dict) -> str:
     c = job_or_cfg["config"]
     return f"{c['arch']} seed {c['seed']} fold {c['fold']}"
+
+
+def run_seconds(out: dict) -> str:
+    """What the per-run line's seconds count: training (the row's total_seconds, as the report shows it), then the
+    whole worker (process start, imports, data, model building, tracker) around it."""
+    train = (out.get("row") or {}).get("total_seconds")
+    whole = f"{out['seconds']:.0f} s in all with the worker's start-up"
+    return f"training {float(train):.0f} s ({whole})" if train not in (None, "") else whole
 
 
 def execute(p: Plan, executor: str = "local", **executor_kw) -> dict[str, int]:
@@ -115,7 +124,7 @@ def execute(p: Plan, executor: str = "local", **executor_kw) -> dict[str, int]:
             acc = out["row"].get("final_accuracy")
             acc_s = f"accuracy {float(acc):.4f}" if acc not in (None, "") else "no epochs"
             weights = out["row"].get("weights_used") or "?"  # the workers' own warnings are not shown
-            bar.write(f"bench: ok     {label}: {acc_s}, {out['seconds']:.0f} s, weights {weights}")
+            bar.write(f"bench: ok     {label}: {acc_s}, {run_seconds(out)}, weights {weights}")
         elif out["status"] == "failed":
             bar.write(f"bench: FAILED {label}: {out['error']}")
         elif out["status"] == "interrupted":

@@ -217,7 +217,7 @@ def evaluate_runs(name: str, executor: str = "local", retry_failed: bool = False
     from .plan import execute, plan
 
     def evaluate(configs: list[RunConfig]) -> list[Score | None]:
-        p = plan(configs, name, skip_failed=not retry_failed)
+        p = plan(configs, name, skip_failed=not retry_failed, threads=executor_kw.get("cpus_per_task"))
         if p.jobs:
             counts = execute(p, executor, **executor_kw)
             if counts.get("interrupted"):
