@@ -229,7 +229,7 @@ def test_the_race_asks_the_planner_to_skip_runs_that_failed_before_unless_retry_
     from bench.sweep.race import evaluate_runs
     seen: list = []
 
-    def fake_plan(configs, name="", skip_failed=False, write=True):
+    def fake_plan(configs, name="", skip_failed=False, **_):
         seen.append(skip_failed)
         return planner.Plan(name, [], [], [], 0, ids=["x" * 12 for _ in configs])
     monkeypatch.setattr(planner, "plan", fake_plan)
