@@ -164,6 +164,18 @@ def test_a_restart_under_another_rule_or_order_is_refused(tmp_path):
     assert log.read_bytes() == logged
 
 
+def test_a_race_stopped_by_its_budget_goes_on_under_a_larger_one(tmp_path):
+    exp = experiment(tmp_path, archs=ARCHS[:2], seeds=range(10))
+    log = tmp_path / "res" / "races" / "r.csv"
+    acc = {a: np.full(10, 0.8) for a in ARCHS[:2]}
+    stopped = race(exp, from_table(exp, acc), log=log, budget_pct=50)
+    assert stopped.decision == "budget" and len(stopped.rounds) == 5  # 10 of 20 runs; the 6th round would pass it
+    again = race(exp, from_table(exp, acc), log=log, budget_pct=50)  # same budget: the log's decision stands
+    assert again.decision == "budget" and len(read_rows(log)) == 5
+    more = race(exp, from_table(exp, acc), log=log)
+    assert more.decision == "tie" and len(more.rounds) == 10 and read_rows(log)[4]["decision"] == "continue"
+
+
 def test_a_log_whose_runs_are_gone_is_not_replayed(tmp_path):
     exp = experiment(tmp_path, archs=ARCHS[:2], seeds=range(4))
     log = tmp_path / "res" / "races" / "r.csv"

@@ -126,6 +126,9 @@ def race(exp: Experiment, evaluate: Evaluate, min_instances: int = 3, alpha: flo
                    alpha=alpha, level=f"{level:.6g}", decision=decision, runs_used=result.runs_used,
                    full_factorial_runs=full, rule=rule,
                    timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        raised = bool(old) and old["decision"] == "budget" and decision == "continue"
+        if raised:  # a larger --budget than the logged race's: it goes on from where the budget stopped it
+            old = {**old, "decision": "continue"}
         if old:  # the log's decisions stand (see racelog); say so if the runs now read otherwise
             differs = [k for k in ("survivors", "eliminated", "decision") if str(old.get(k, "")) != str(row[k])]
             if differs:
@@ -138,7 +141,7 @@ def race(exp: Experiment, evaluate: Evaluate, min_instances: int = 3, alpha: flo
                 raise ConfigError(f"{log}: round {r} kept {', '.join(lost)}, whose run on {words[r - 1]} is not in "
                                   f"the results now: the log cannot be replayed. Move it away to start the race anew")
         result.rounds.append(row)
-        if log is not None and not old:
+        if log is not None and (not old or raised):
             write_log(log, result.rounds)
         echo(round_line(row, failed))
         if decision != "continue":
