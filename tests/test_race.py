@@ -214,5 +214,6 @@ def test_resume_mid_race_reuses_the_runs_and_writes_the_same_log(tmp_path, capsy
     capsys.readouterr()
     assert main(["race", str(path), "--results-dir", str(results), "--min-instances", "2"]) == 0
     out = capsys.readouterr().out
-    assert f"race tiny: {'winner' if res.decision == 'winner' else 'no winner'}" in out and "6 of 6 runs = 100 % of the full factorial" in out
+    assert f"race tiny: {'winner' if res.decision == 'winner' else 'no winner'}" in out
+    assert "6 of 6 runs = 100 % of the full factorial" in out
     assert list(csv.DictReader(open(runs))) == after and len(read_log(log)) == 3
