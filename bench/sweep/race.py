@@ -19,8 +19,7 @@ The decisions go to `results/races/<experiment>.csv` (racelog.py), one row per r
 Per round: `instance` ("seed S fold F"), `n_instances` (instances so far), `survivors` and `eliminated` (';'-joined
 labels, after and by this round; a failed run's candidate is eliminated too and also listed in `failed`), `best` (the
 leader on the paired means), `test` (ttest+bonferroni | permutation+bonferroni | friedman+conover | wilcoxon, empty
-before
---min-instances), `statistic` and `p_value` (see racestats.Outcome), `alpha` (race-wide) and `level` (this look's),
+before --min-instances), `statistic` and `p_value` (see racestats.Outcome), `alpha` (race-wide) and `level` (this look's),
 `decision` (continue | winner | tie | budget | failed), `runs_used` (cumulative, reused runs included),
 `full_factorial_runs` and `rule` (the test and α rule in words).
 """
@@ -74,8 +73,7 @@ def log_path(results_dir: str | Path, name: str) -> Path:
 
 def rule_text(test: str, alpha: float, looks: int) -> str:
     return (f"{RULES[test]}; Bonferroni over the round's k-1 rivals of the leader; race-wide alpha {alpha:g} spent "
-            f"evenly over "
-            f"{looks} look(s): {alpha / looks:.4g} per round (Bonferroni)")
+            f"evenly over {looks} look(s): {alpha / looks:.4g} per round (Bonferroni)")
 
 
 def race(exp: Experiment, evaluate: Evaluate, min_instances: int = 3, alpha: float = 0.05, test: str = "ttest",
