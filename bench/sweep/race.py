@@ -19,8 +19,8 @@ The decisions go to `results/races/<experiment>.csv` (racelog.py), one row per r
 Per round: `instance` ("seed S fold F"), `n_instances` (instances so far), `survivors` and `eliminated` (';'-joined
 labels, after and by this round; a failed run's candidate is eliminated too and also listed in `failed`), `best` (the
 leader on the paired means), `test` (ttest+bonferroni | permutation+bonferroni | friedman+conover | wilcoxon, empty
-before --min-instances), `statistic` and `p_value` (see racestats.Outcome), `alpha` (race-wide) and `level` (this look's),
-`decision` (continue | winner | tie | budget | failed), `runs_used` (cumulative, reused runs included),
+before --min-instances), `statistic` and `p_value` (see racestats.Outcome), `alpha` (race-wide) and `level` (this
+look's), `decision` (continue | winner | tie | budget | failed), `runs_used` (cumulative, reused runs included),
 `full_factorial_runs` and `rule` (the test and α rule in words).
 """
 from __future__ import annotations
