@@ -203,7 +203,10 @@ def main() -> int:
             print(f"{name}: {missing} of {len(values)} runs missing or failed; skipped", flush=True)
             continue
         # the real command, on the recorded runs, only when it would train nothing (every run of its identity exists)
-        if not plan(exp.configs, exp.name).jobs:
+        todo = len(plan(exp.configs, exp.name).jobs)
+        if todo:
+            print(f"(live `bench race` skipped: {todo} of its runs are not in {rdir} under today's run identity)")
+        else:
             bench(["race", str(ROOT / "experiments" / "race.yaml"), "--dataset", spec, "--results-dir", str(rdir)])
         validate(f"{name}, all {len(exp.labels)} candidates", exp, values, args.orders)
         # a closer race on the same runs: the full factorial's best left out
