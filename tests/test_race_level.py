@@ -233,6 +233,13 @@ def test_the_dataset_notes_are_said_once_per_race_not_every_round(tmp_path, caps
         plan([exp.cell(a, instance) for a in exp.labels], exp.name)
     err = capsys.readouterr().err
     assert err.count("1 exact duplicate file(s)") == 1, err
+    # a worker started from here (it inherits BENCH_* settings) does not say it again
+    import os
+    import subprocess
+    import sys
+    code = f"from bench.data.dataset import load_dataset; load_dataset({str(data)!r}, {str(tmp_path / 'res')!r})"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ))
+    assert out.returncode == 0 and "exact duplicate" not in out.stderr, out.stderr
 
 
 @pytest.mark.parametrize("retry", [False, True])

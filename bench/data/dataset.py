@@ -80,12 +80,15 @@ def resolve(spec: str, _name: str | None = None) -> tuple[str, str, Path, pd.Dat
                       f"(e.g. imagenette2-160){hint}")
 
 
-_TOLD: set[str] = set()  # dataset notes this process printed: a race plans (and loads) every round, says them once
-
-
 def tell_once(line: str) -> None:
-    if line not in _TOLD:
-        _TOLD.add(line)
+    """A dataset note (duplicates, skipped files) said once: a race plans (and loads the dataset) every round, and
+    every sweep worker loads it again. What was said is kept in BENCH_TOLD, which the workers inherit (the executors
+    pass BENCH_* on), so neither a later round nor a worker repeats it."""
+    import hashlib
+    key = hashlib.sha1(line.encode()).hexdigest()[:12]
+    told = os.environ.get("BENCH_TOLD", "")
+    if key not in told.split(","):
+        os.environ["BENCH_TOLD"] = f"{told},{key}" if told else key
         print(line, file=sys.stderr)
 
 
