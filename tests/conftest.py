@@ -14,6 +14,7 @@ def _isolated(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path_factory.getbasetemp() / "bench-cache"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.getbasetemp() / "torch-home"))
+    monkeypatch.setenv("BENCH_TOLD", "")  # dataset notes already said (bench.data.dataset.tell_once): none yet
     from bench.network import online
     online.cache_clear()
 

@@ -10,8 +10,8 @@ import pytest
 
 from bench.config import ConfigError
 from bench.sweep.experiment import load_experiment
-from bench.sweep.race import LOG_FIELDS, evaluate_runs, race
-from bench.sweep.racestats import compare, holm
+from bench.sweep.race import LOG_FIELDS, Score, evaluate_runs, race
+from bench.sweep.racestats import bonferroni, compare
 from conftest import make_image_folder
 
 ARCHS = ["resnet18", "resnet34", "xresnet18", "seresnet50"]
@@ -43,14 +43,20 @@ def test_a_tie_stays_a_tie(test):
 
 def test_two_survivors_use_wilcoxon_and_need_enough_instances():
     t = table({"a": 0.9, "b": 0.8}, n=8)
-    five = compare(t.iloc[:5], test="friedman")
-    assert five.test == "wilcoxon" and five.eliminated == []  # the exact p is >= 1/16 with five pairs
+    four = compare(t.iloc[:4], test="friedman")
+    assert four.test == "wilcoxon" and four.eliminated == []  # the exact one-sided p is >= 1/16 with four pairs
+    assert four.p_value == pytest.approx(1 / 16)
     assert compare(t, test="friedman").eliminated == ["b"]
 
 
-def test_holm_adjusts_in_step_down_order():
-    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    assert holm([0.5]) == [0.5]
+def test_bonferroni_multiplies_by_the_rivals_and_keeps_a_close_second_that_holm_would_drop():
+    assert bonferroni([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.12, 0.09]) and bonferroni([0.5]) == [0.5]
+    # b trails the data-picked leader a by one-sided p 0.029, c is far behind: Holm's second step would test b at the
+    # full 0.05 and drop it; b's test against a picked leader is corrected for its two rivals (0.057) and it stays
+    gap = pd.Series([3, -1, 3, 0, 1, 2, -1, 1, 3, 0]) / 90
+    t = pd.DataFrame({"a": 0.8 + 0 * gap, "b": 0.8 - gap, "c": 0.5 - gap / 3})
+    out = compare(t, 0.05, "ttest", resolution=1 / 90)
+    assert out.best == "a" and out.eliminated == ["c"]
 
 
 # --- the race loop on synthetic results (no training)
@@ -61,12 +67,12 @@ def exp_file(tmp_path: Path, archs=ARCHS, seeds=range(6), **extra) -> Path:
     return path
 
 
-def scripted(means: dict[str, float], calls: list, sd: float = 0.005):
-    """An evaluator answering from a fixed table of accuracies per (arch, seed, fold)."""
+def scripted(means: dict[str, float], calls: list, sd: float = 0.005, n_valid: int = 360):
+    """An evaluator answering from a fixed table of accuracies per (arch, seed, fold), on n_valid images."""
     def evaluate(configs):
         calls.append([c.arch for c in configs])
-        return [means[c.arch] + 0.02 * np.sin(c.seed + 10 * c.fold)
-                + sd * np.cos(7 * c.seed + sum(map(ord, c.arch)) % 5) for c in configs]
+        return [Score(means[c.arch] + 0.02 * np.sin(c.seed + 10 * c.fold)
+                      + sd * np.cos(7 * c.seed + sum(map(ord, c.arch)) % 5), n_valid) for c in configs]
     return evaluate
 
 
@@ -78,9 +84,9 @@ def read_log(path: Path) -> list[dict]:
     return rows
 
 
-@pytest.mark.parametrize("test", ["ttest", "friedman"])
-def test_race_eliminates_after_the_minimum_and_names_the_winner(tmp_path, test):
-    exp = load_experiment(exp_file(tmp_path), results_dir=str(tmp_path / "res"))
+@pytest.mark.parametrize("test,seeds", [("ttest", 6), ("permutation", 12), ("friedman", 12)])
+def test_race_eliminates_after_the_minimum_and_names_the_winner(tmp_path, test, seeds):
+    exp = load_experiment(exp_file(tmp_path, seeds=range(seeds)), results_dir=str(tmp_path / "res"))
     calls: list = []
     means = {"resnet18": 0.95, "resnet34": 0.80, "xresnet18": 0.78, "seresnet50": 0.60}
     log = tmp_path / "res" / "races" / "r.csv"
@@ -88,17 +94,26 @@ def test_race_eliminates_after_the_minimum_and_names_the_winner(tmp_path, test):
     assert [len(c) for c in calls[:3]] == [4, 4, 4]  # everyone runs the first three instances
     rows = read_log(log)
     assert [r["eliminated"] for r in rows[:2]] == ["", ""] and rows[0]["test"] == ""  # no test before the minimum
-    assert rows[2]["test"] == {"ttest": "ttest+holm", "friedman": "friedman+conover"}[test] and rows[2]["eliminated"]
+    assert rows[2]["test"] == {"ttest": "ttest+bonferroni", "permutation": "permutation+bonferroni",
+                               "friedman": "friedman+conover"}[test]
+    looks = seeds - 3 + 1  # alpha spent evenly over the rounds that test
+    assert [float(r["level"]) for r in rows] == pytest.approx([0.05 / looks] * len(rows))
+    assert f"{looks} look(s)" in rows[0]["rule"]
+    first_out = next(int(r["round"]) for r in rows if r["eliminated"])
+    if test == "ttest":
+        assert first_out == 3  # 15-point gaps, sd floored at 1/360: clear from the first test
+    else:  # nothing can be out before 0.5^n < alpha / looks / 3 (Bonferroni over three rivals)
+        assert 0.5 ** first_out < 0.05 / looks / 3 <= 0.5 ** (first_out - 1)
     assert res.decision == "winner" and res.survivors == ["resnet18"] and rows[-1]["decision"] == "winner"
     assert [r["decision"] for r in rows[:-1]] == ["continue"] * (len(rows) - 1)
     assert res.runs_used == sum(len(c) for c in calls) == int(rows[-1]["runs_used"])
-    assert int(rows[-1]["full_factorial_runs"]) == 4 * 6 and res.compute_pct < 100
+    assert int(rows[-1]["full_factorial_runs"]) == 4 * seeds and res.compute_pct < 100
     out = [e for r in rows for e in r["eliminated"].split(";") if e]
     assert sorted(out) == ["resnet34", "seresnet50", "xresnet18"]
     gone: set[str] = set()
-    for r in rows:  # survivors after each round never include anyone eliminated so far
+    for r in rows:  # survivors after each round never include anyone eliminated so far; the leader comes first
         gone |= {e for e in r["eliminated"].split(";") if e}
-        assert not set(r["survivors"].split(";")) & gone
+        assert not set(r["survivors"].split(";")) & gone and r["survivors"].startswith("resnet18")
         assert r["instance"].startswith("seed ") and float(r["alpha"]) == 0.05
 
 
@@ -199,5 +214,6 @@ def test_resume_mid_race_reuses_the_runs_and_writes_the_same_log(tmp_path, capsy
     capsys.readouterr()
     assert main(["race", str(path), "--results-dir", str(results), "--min-instances", "2"]) == 0
     out = capsys.readouterr().out
-    assert f"race tiny: {res.decision}" in out and "6 of 6 runs = 100 % of the full factorial" in out
+    assert f"race tiny: {'winner' if res.decision == 'winner' else 'no winner'}" in out
+    assert "6 of 6 runs = 100 % of the full factorial" in out
     assert list(csv.DictReader(open(runs))) == after and len(read_log(log)) == 3

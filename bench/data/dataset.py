@@ -80,6 +80,18 @@ def resolve(spec: str, _name: str | None = None) -> tuple[str, str, Path, pd.Dat
                       f"(e.g. imagenette2-160){hint}")
 
 
+def tell_once(line: str) -> None:
+    """A dataset note (duplicates, skipped files) said once: a race plans (and loads the dataset) every round, and
+    every sweep worker loads it again. What was said is kept in BENCH_TOLD, which the workers inherit (the executors
+    pass BENCH_* on), so neither a later round nor a worker repeats it."""
+    import hashlib
+    key = hashlib.sha1(line.encode()).hexdigest()[:12]
+    told = os.environ.get("BENCH_TOLD", "")
+    if key not in told.split(","):
+        os.environ["BENCH_TOLD"] = f"{told},{key}" if told else key
+        print(line, file=sys.stderr)
+
+
 def load_dataset(spec: str, results_dir: str | Path | None = None, on_bad_image: str = "skip") -> Dataset:
     """Resolve, scan every file (cached per file), write the report under results_dir/<name>/, apply the bad-file
     policy and the structural checks. Every problem found here is a ConfigError naming the class or path."""
@@ -111,11 +123,10 @@ def load_dataset(spec: str, results_dir: str | Path | None = None, on_bad_image:
         if on_bad_image == "fail":
             raise ConfigError(f"dataset: {len(bad)} bad image file(s) in {root}, e.g. {first['path']}: "
                               f"{first['problem']} ({where}); fix or remove them, or use --on-bad-image skip")
-        print(f"bench: dataset {name}: skipped {len(bad)} bad image file(s) of {len(items)} ({where})",
-              file=sys.stderr)
+        tell_once(f"bench: dataset {name}: skipped {len(bad)} bad image file(s) of {len(items)} ({where})")
     if len(dups):
-        print(f"bench: dataset {name}: {len(dups)} exact duplicate file(s), kept on one side of the split "
-              f"({report / 'duplicates.csv' if report is not None else 'no report written'})", file=sys.stderr)
+        tell_once(f"bench: dataset {name}: {len(dups)} exact duplicate file(s), kept on one side of the split "
+                  f"({report / 'duplicates.csv' if report is not None else 'no report written'})")
     _check_split(name, root, good)
     return Dataset(name, Path(root), good, fp, kind, bad.reset_index(drop=True), dups)
 

@@ -36,7 +36,8 @@ class Race:
         cost = (f"{_int(self.runs_used)} of {_int(self.full_runs)} runs = {self.compute_pct:.0f} % of the full "
                 f"factorial" if pd.notna(self.compute_pct) else f"{_int(self.runs_used)} runs")
         names = ", ".join(alive) or "none"
-        what = {"winner": f"winner {names}", "tie": f"tie between {names} (no significant difference)",
+        lead = f"{alive[0]} leads, not separated from {', '.join(alive[1:])}" if len(alive) > 1 else names
+        what = {"winner": f"winner {names}", "tie": f"no winner: {lead} (tied at the race's level)",
                 "budget": f"compute budget reached; still in: {names}",
                 "failed": "no winner: every candidate's runs failed",
                 "continue": f"not finished; still in: {names}"}

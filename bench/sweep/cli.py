@@ -87,11 +87,9 @@ def cmd_race(ns: argparse.Namespace) -> int:
                           seeds=_parse_ints(ns.seeds, "--seeds"), folds=_parse_folds(ns.folds), all_folds=True)
     _check_executor(ns, exp.configs)
     log = log_path(ns.results_dir, exp.name)
-    print(f"bench: race {exp.name}: {len(exp.labels)} candidates x {len(exp.instances)} instances (seed, fold) = "
-          f"{len(exp.labels) * len(exp.instances)} runs in the full factorial; eliminating from instance "
-          f"{ns.min_instances} on by {ns.test} at alpha {ns.alpha:g} -> {log}", file=sys.stderr)
-    res = race(exp, evaluate_runs(exp.name, ns.executor, **kw), min_instances=ns.min_instances, alpha=ns.alpha,
-               test=ns.test, budget_pct=ns.budget, log=log, echo=print_line)
+    res = race(exp, evaluate_runs(exp.name, ns.executor, ns.retry_failed, **kw), min_instances=ns.min_instances,
+               alpha=ns.alpha, test=ns.test, budget_pct=ns.budget, log=log, echo=print_line,
+               retry_failed=ns.retry_failed)
     print(summary_line(res, ns.test, ns.alpha, log))
     return 1 if res.decision == "failed" else 0
 
@@ -158,10 +156,17 @@ def add_cli(sub) -> None:
                         "either, every fold of the split (5) when the file lists none")
     p.add_argument("--min-instances", type=int, default=3,
                    help="instances every candidate runs before any elimination (default 3)")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level of the tests (default 0.05)")
-    p.add_argument("--test", choices=("ttest", "friedman"), default="ttest",
-                   help="ttest: paired t-tests vs the best mean, Holm-corrected; friedman: Friedman test + Conover "
-                        "post-hoc vs the best rank sum (Wilcoxon signed-rank for two), as F-Race/irace (default ttest)")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="race-wide error rate: spent evenly over the rounds that test, so a winner holds at alpha "
+                        "however many rounds it took (default 0.05)")
+    p.add_argument("--test", choices=("ttest", "permutation", "friedman"), default="ttest",
+                   help="all one-sided vs the best, Bonferroni-corrected. ttest: paired t-tests, sd floored at one "
+                        "validation image; permutation: exact sign-flip tests (slower to separate); friedman: "
+                        "Friedman + Conover post-hoc confirmed by a sign test (Wilcoxon for two), as F-Race/irace "
+                        "(default ttest)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run again the runs that failed before (the race's or a sweep's); without it a candidate "
+                        "whose run failed stays out, and a restarted race replays its log exactly")
     p.add_argument("--budget", type=float, default=100.0, metavar="PCT",
                    help="stop before a round would pass PCT %% of the full factorial's runs (default 100)")
     p.set_defaults(func=cmd_race)

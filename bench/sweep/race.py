@@ -5,15 +5,23 @@ fixed order (seeds outer, folds inner). Each round runs every surviving candidat
 sweep's plan and executor, so every evaluation is an ordinary run row: resumable after `kill -9`, and any finished run
 of the same identity (an earlier sweep's or race's) is reused instead of trained again. From `min_instances` on, the
 candidates significantly worse than the best, paired across the instances seen so far, are eliminated
-(`racestats.compare`). The race stops when one candidate is left (winner), when the survivors are still tied after
-the last instance (tie), or when the next round would pass the compute budget (budget).
+(`racestats.compare`, one-sided, Bonferroni over the round's comparisons).
 
-The decisions go to `results/races/<experiment>.csv`, one row per round, rewritten whole after every round: a
-restarted race replays the rounds from the recorded runs (deterministic) and writes the same log. Per round:
-`instance` ("seed S fold F"), `n_instances` (instances so far), `survivors` and `eliminated` (';'-joined labels, after
-and by this round; a failed run's candidate is eliminated too), `test` (friedman+conover | wilcoxon | ttest+holm, empty
-before --min-instances), `statistic` and `p_value` (see racestats.Outcome), `decision` (continue | winner | tie |
-budget | failed), `runs_used` (cumulative, reused runs included) and `full_factorial_runs`.
+The level holds for the whole race, not one round: every round that tests is one look, and the race spends its α
+evenly over the looks it could make (Bonferroni: `alpha / looks`, looks = instances - min_instances + 1). By the
+union bound, the chance that the race ever eliminates a candidate that is not worse than the best, and so that its
+"winner" is wrong, is at most α whichever round it stops in. Looking every round at the full α instead adds up: on
+the validation's noisy ties it declared a winner far more often than α (docs/benchmarks.md). The race stops when one
+candidate is left (winner), when the survivors are still tied after the last instance (tie: the leader is named,
+not separated from the others), or when the next round would pass the compute budget (budget).
+
+The decisions go to `results/races/<experiment>.csv` (racelog.py), one row per round; a restarted race replays it.
+Per round: `instance` ("seed S fold F"), `n_instances` (instances so far), `survivors` and `eliminated` (';'-joined
+labels, after and by this round; a failed run's candidate is eliminated too and also listed in `failed`), `best` (the
+leader on the paired means), `test` (ttest+bonferroni | permutation+bonferroni | friedman+conover | wilcoxon, empty
+before --min-instances), `statistic` and `p_value` (see racestats.Outcome), `alpha` (race-wide) and `level` (this
+look's), `decision` (continue | winner | tie | budget | failed), `runs_used` (cumulative, reused runs included),
+`full_factorial_runs` and `rule` (the test and α rule in words).
 """
 from __future__ import annotations
 
@@ -28,24 +36,31 @@ import pandas as pd
 
 from ..config import ConfigError, RunConfig
 from .experiment import Experiment
-from .racestats import TESTS, compare
+from .racelog import LOG_FIELDS, names, replayable, write_log  # noqa: F401 (LOG_FIELDS, write_log: the log)
+from .racestats import RULES, TESTS, compare
 
-LOG_FIELDS = ["race", "round", "instance", "n_instances", "survivors", "eliminated", "test", "statistic", "p_value",
-              "alpha", "decision", "runs_used", "full_factorial_runs", "timestamp"]
 METRIC = "final_accuracy"  # the last epoch's validation accuracy: what the report ranks by
 
-Evaluate = Callable[[list[RunConfig]], list[float | None]]  # configs -> the metric of each run, None if it failed
+
+@dataclass(frozen=True)
+class Score:
+    value: float
+    n_valid: int = 0  # validation images: the metric moves in steps of 1/n_valid (0: unknown)
+
+
+Evaluate = Callable[[list[RunConfig]], list["Score | float | None"]]  # configs -> each run's metric, None if failed
 
 
 @dataclass
 class RaceResult:
     name: str
     decision: str             # winner | tie | budget | failed (no candidate left: every one's runs failed)
-    survivors: list[str]
+    survivors: list[str]      # best mean first
     means: dict[str, float]   # each survivor's mean metric over the instances it ran
     rounds: list[dict] = field(default_factory=list)  # the log rows
     runs_used: int = 0
     full_runs: int = 0
+    rule: str = ""
 
     @property
     def compute_pct(self) -> float:
@@ -56,13 +71,18 @@ def log_path(results_dir: str | Path, name: str) -> Path:
     return Path(results_dir) / "races" / f"{name}.csv"
 
 
+def rule_text(test: str, alpha: float, looks: int) -> str:
+    return (f"{RULES[test]}; Bonferroni over the round's k-1 rivals of the leader; race-wide alpha {alpha:g} spent "
+            f"evenly over {looks} look(s): {alpha / looks:.4g} per round (Bonferroni)")
+
+
 def race(exp: Experiment, evaluate: Evaluate, min_instances: int = 3, alpha: float = 0.05, test: str = "ttest",
-         budget_pct: float = 100.0, log: Path | None = None, echo: Callable[[str], None] | None = None) -> RaceResult:
+         budget_pct: float = 100.0, log: Path | None = None, echo: Callable[[str], None] | None = None,
+         retry_failed: bool = False) -> RaceResult:
     """Race the experiment's arch entries over its instances; `evaluate` runs a round's configs (see
-    `evaluate_runs`). Writes the log after every round when `log` is given."""
+    `evaluate_runs`). Writes the log after every round when `log` is given, and replays it when it exists."""
     check_settings(min_instances, alpha, test, budget_pct)
     echo = echo or (lambda line: None)
-    survivors, scores = list(exp.labels), {label: [] for label in exp.labels}
     full = len(exp.labels) * len(exp.instances)
     budget = math.floor(full * budget_pct / 100 + 1e-9)
     if len(exp.labels) < 2:
@@ -74,42 +94,80 @@ def race(exp: Experiment, evaluate: Evaluate, min_instances: int = 3, alpha: flo
     if budget < len(exp.labels) * min_instances:
         raise ConfigError(f"--budget: {budget_pct:g} % of {full} runs is {budget} runs, less than the "
                           f"{len(exp.labels) * min_instances} of the first {min_instances} rounds; raise it")
-    result = RaceResult(exp.name, "", [], {}, runs_used=0, full_runs=full)
+    looks = len(exp.instances) - min_instances + 1
+    level, rule = alpha / looks, rule_text(test, alpha, looks)
+    words = [instance_words(i) for i in exp.instances]
+    recorded = replayable(log, exp.name, words, rule, retry_failed, echo)
+    echo(f"bench: race {exp.name}: {len(exp.labels)} candidates x {len(exp.instances)} instances (seed, fold) = "
+         f"{full} runs in the full factorial; eliminating from instance {min_instances} on: {rule}"
+         + (f" -> {log}" if log else "") + (f"; replaying {len(recorded)} logged round(s)" if recorded else ""))
+    survivors, scores = list(exp.labels), {label: [] for label in exp.labels}
+    result = RaceResult(exp.name, "", [], {}, runs_used=0, full_runs=full, rule=rule)
     for r, instance in enumerate(exp.instances, 1):
-        values = evaluate([exp.cell(label, instance) for label in survivors])
+        old = recorded[r - 1] if r <= len(recorded) else None
+        asked = [s for s in survivors if not old or s not in names(old["failed"])]  # logged failures stay out
+        got = dict(zip(asked, evaluate([exp.cell(s, instance) for s in asked]))) if asked else {}
         result.runs_used += len(survivors)
-        failed = [s for s, v in zip(survivors, values) if v is None]
-        for s, v in zip(survivors, values):
-            scores[s].append(v)
+        failed = [s for s in survivors if got.get(s) is None]
+        for s in survivors:
+            if s not in failed:
+                scores[s].append(got[s] if isinstance(got[s], Score) else Score(float(got[s])))
         survivors = [s for s in survivors if s not in failed]
-        table = pd.DataFrame({s: scores[s] for s in survivors})
-        out = compare(table, alpha, test) if r >= min_instances and len(survivors) >= 2 else None
+        table = pd.DataFrame({s: [x.value for x in scores[s]] for s in survivors})
+        out = compare(table, level, test, resolution(scores, survivors)) \
+            if r >= min_instances and len(survivors) >= 2 else None
         survivors = [s for s in survivors if not out or s not in out.eliminated]
-        eliminated = failed + (out.eliminated if out else [])
-        if not survivors:
-            decision = "failed"
-        elif len(survivors) == 1:
-            decision = "winner"
-        elif r == len(exp.instances):
-            decision = "tie"
-        elif result.runs_used + len(survivors) > budget:
-            decision = "budget"
-        else:
-            decision = "continue"
-        result.rounds.append(dict(
-            race=exp.name, round=r, instance=f"seed {instance[0]} fold {instance[1]}", n_instances=r,
-            survivors=";".join(survivors), eliminated=";".join(eliminated), test=out.test if out else "",
-            statistic=_num(out.statistic if out else math.nan), p_value=_num(out.p_value if out else math.nan),
-            alpha=alpha, decision=decision, runs_used=result.runs_used, full_factorial_runs=full,
-            timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds")))
-        if log is not None:
+        survivors.sort(key=lambda s: -sum(x.value for x in scores[s]) / len(scores[s]))  # the leader first
+        decision = _decision(survivors, r == len(exp.instances), result.runs_used + len(survivors) > budget)
+        row = dict(race=exp.name, round=r, instance=words[r - 1], n_instances=r, survivors=";".join(survivors),
+                   eliminated=";".join(failed + (out.eliminated if out else [])), failed=";".join(failed),
+                   best=survivors[0] if survivors else "", test=out.test if out else "",
+                   statistic=_num(out.statistic if out else math.nan), p_value=_num(out.p_value if out else math.nan),
+                   alpha=alpha, level=f"{level:.6g}", decision=decision, runs_used=result.runs_used,
+                   full_factorial_runs=full, rule=rule,
+                   timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        raised = bool(old) and old["decision"] == "budget" and decision == "continue"
+        if raised:  # a larger --budget than the logged race's: it goes on from where the budget stopped it
+            old = {**old, "decision": "continue"}
+        if old:  # the log's decisions stand (see racelog); say so if the runs now read otherwise
+            differs = [k for k in ("survivors", "eliminated", "decision") if str(old.get(k, "")) != str(row[k])]
+            if differs:
+                echo(f"bench: race {exp.name} round {r}: the recorded runs now give {row['eliminated'] or 'no'} "
+                     f"elimination(s) and {row['decision']}; the log's ({old['eliminated'] or 'none'}, "
+                     f"{old['decision']}) stands")
+            row, survivors, decision = old, names(old["survivors"]), old["decision"]
+            lost = [s for s in survivors if len(scores.get(s, ())) != r]
+            if lost:
+                raise ConfigError(f"{log}: round {r} kept {', '.join(lost)}, whose run on {words[r - 1]} is not in "
+                                  f"the results now: the log cannot be replayed. Move it away to start the race anew")
+        result.rounds.append(row)
+        if log is not None and (not old or raised):
             write_log(log, result.rounds)
-        echo(round_line(result.rounds[-1], failed))
+        echo(round_line(row, failed))
         if decision != "continue":
             break
-    result.decision, result.survivors = decision, survivors
-    result.means = {s: sum(scores[s]) / len(scores[s]) for s in survivors}
+    result.decision = decision
+    result.means = {s: sum(x.value for x in scores[s]) / len(scores[s]) for s in survivors}
+    result.survivors = sorted(survivors, key=result.means.get, reverse=True)
     return result
+
+
+def instance_words(instance: tuple[int, int]) -> str:
+    return f"seed {instance[0]} fold {instance[1]}"
+
+
+def resolution(scores: dict[str, list[Score]], survivors: list[str]) -> float:
+    """The coarsest step of the survivors' metric so far: one validation image of the smallest validation set."""
+    known = [x.n_valid for s in survivors for x in scores[s] if x.n_valid > 0]
+    return 1 / min(known) if known else 0.0
+
+
+def _decision(survivors: list[str], last: bool, over_budget: bool) -> str:
+    if not survivors:
+        return "failed"
+    if len(survivors) == 1:
+        return "winner"
+    return "tie" if last else "budget" if over_budget else "continue"
 
 
 def check_settings(min_instances: int, alpha: float, test: str, budget_pct: float) -> None:
@@ -127,13 +185,6 @@ def _num(v: float) -> str:
     return "" if not math.isfinite(v) else f"{v:.6g}"
 
 
-def write_log(path: Path, rows: list[dict]) -> None:
-    """The whole log, replaced atomically: a killed race never leaves half a row."""
-    from ..logs import atomic_write, encode_rows
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, encode_rows(rows, LOG_FIELDS, header=True))
-
-
 def round_line(row: dict, failed: list[str]) -> str:
     out = [f"bench: race {row['race']} round {row['round']} ({row['instance']}): "
            f"{len(row['survivors'].split(';')) if row['survivors'] else 0} left"]
@@ -148,26 +199,28 @@ def round_line(row: dict, failed: list[str]) -> str:
 
 def summary_line(res: RaceResult, test: str, alpha: float, log: Path | None) -> str:
     cost = f"{res.runs_used} of {res.full_runs} runs = {res.compute_pct:.0f} % of the full factorial"
-    ranked = sorted(res.means, key=res.means.get, reverse=True)
-    shown = ", ".join(f"{s} ({100 * res.means[s]:.2f} %)" for s in ranked)
+    shown = ", ".join(f"{s} ({100 * res.means[s]:.2f} %)" for s in res.survivors)
+    lead, rest = res.survivors[:1], ", ".join(res.survivors[1:])
     what = {"winner": f"winner {shown}",
-            "tie": f"tie between {shown} (not significantly different after every instance)",
+            "tie": f"no winner: {lead[0] if lead else ''} leads, not separated from {rest} after every instance "
+                   f"(tied: {shown})",
             "budget": f"compute budget reached; still in: {shown}",
             "failed": "no winner: every candidate's runs failed"}[res.decision]
-    n = len(res.rounds)
-    return (f"bench: race {res.name}: {what} after {n} round(s); compute {cost} ({test}, alpha {alpha:g}, "
-            f"{METRIC})" + (f" -> {log}" if log else ""))
+    return (f"bench: race {res.name}: {what} after {len(res.rounds)} round(s); compute {cost} ({test}, alpha "
+            f"{alpha:g} race-wide, {METRIC})" + (f" -> {log}" if log else ""))
 
 
-def evaluate_runs(name: str, executor: str = "local", **executor_kw) -> Evaluate:
+def evaluate_runs(name: str, executor: str = "local", retry_failed: bool = False, **executor_kw) -> Evaluate:
     """Runs a round's configs as an ordinary sweep (plan + execute: finished runs of the same identity are reused)
-    and reads each run's metric from its latest ok row; a run that failed gives None."""
+    and reads each run's metric and validation size from its latest ok row; a run that failed gives None. A run that
+    failed before (in this race or a sweep) is not tried again unless `retry_failed`: a restarted race must see
+    what its log saw."""
     from ..logs import read_rows
     from ..train.record import index_path
     from .plan import execute, plan
 
-    def evaluate(configs: list[RunConfig]) -> list[float | None]:
-        p = plan(configs, name, threads=executor_kw.get("cpus_per_task"))
+    def evaluate(configs: list[RunConfig]) -> list[Score | None]:
+        p = plan(configs, name, skip_failed=not retry_failed, threads=executor_kw.get("cpus_per_task"))
         if p.jobs:
             counts = execute(p, executor, **executor_kw)
             if counts.get("interrupted"):
@@ -178,8 +231,10 @@ def evaluate_runs(name: str, executor: str = "local", **executor_kw) -> Evaluate
                 latest[row["run_id"]] = row
         values = []
         for run_id in p.ids:
-            v = latest.get(run_id, {}).get(METRIC)
-            values.append(float(v) if v not in (None, "") else None)
+            row = latest.get(run_id, {})
+            v, n = row.get(METRIC), row.get("n_valid")
+            values.append(Score(float(v), int(float(n)) if n not in (None, "") else 0) if v not in (None, "")
+                          else None)
         return values
 
     return evaluate
