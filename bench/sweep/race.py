@@ -164,7 +164,8 @@ def evaluate_runs(name: str, executor: str = "local", **executor_kw) -> Evaluate
     and reads each run's metric from its latest ok row; a run that failed gives None."""
     from ..logs import read_rows
     from ..train.record import index_path
-    from .plan import execute, plan
+    from .executors import execute
+    from .plan import plan
 
     def evaluate(configs: list[RunConfig]) -> list[float | None]:
         p = plan(configs, name)
