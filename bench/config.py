@@ -6,8 +6,6 @@ the same defaults and the same error messages.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass, field, fields
@@ -83,6 +81,9 @@ class RunConfig:
     seed: int = _execution(101, "seeds python, numpy and torch before data and model are built (the article's 101)")
     num_workers: int | None = _execution(None, "DataLoader worker processes; auto = 0 on a CPU (fastest on 2 cores), "
                                          "fastai's defaults.cpus on CUDA")
+    threads: int | None = _execution(None, "torch CPU threads of the run; auto = one per core for bench run, the "
+                                      "sweep's thread policy in sweeps and races. The thread count changes CPU results "
+                                      "(reduction order), so it is part of a CPU run's identity")
     precision: str = _execution("fp32", "training precision; bf16/fp16 through fastai's mixed precision")
     channels_last: str = _execution("auto", "channels_last memory format; auto = the format measured faster on this "
                                     "device class")
@@ -99,14 +100,6 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def identity(self) -> str:
-        """Hash of everything that changes what a run computes (not where it writes or how it is labelled)."""
-        d = {k: v for k, v in self.to_dict().items() if k not in _NOT_IDENTITY}
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
-
-
-# Fields that do not change the numbers a run produces.
-_NOT_IDENTITY = {"results_dir", "experiment", "num_workers", "on_bad_image", "device", "track"}
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "head": ("fastai", "manual"),
@@ -127,7 +120,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "fold": (0, None, True), "head_epochs": (0, None, True), "ft_epochs": (0, None, True),
     "head_lr": (0, None, False), "ft_lr_min": (0, None, False), "ft_lr_max": (0, None, False),
     "adam_mom": (0, 1, True), "sqr_mom": (0, 1, True), "eps": (0, None, False), "wd": (0, None, True),
-    "top_k": (1, None, True), "num_workers": (0, None, True),
+    "top_k": (1, None, True), "num_workers": (0, None, True), "threads": (1, None, True),
     "seed": (0, 2**32 - 1, True), "split_seed": (0, 2**32 - 1, True),  # numpy's seed range
 }
 

@@ -221,7 +221,9 @@ def test_blog_experiment_holds_the_44_article_runs():
     assert len(ref) == 44 and len(exp.configs) == 44
     assert ours == Counter(key(r["arch"], r["head"], r["layer_groups"], r["img_size"], r["batch_size"]) for r in ref)
     assert {(c.seed, c.split_seed, c.fold, c.pct_images, c.item_size) for c in exp.configs} == {(101, 101, 0, .25, 512)}
-    assert len({c.identity() for c in exp.configs}) == 44, "two entries resolve to the same run"
+    from bench.identity import settings
+    assert len({repr(sorted(settings(c.to_dict()).items())) for c in exp.configs}) == 44, \
+        "two entries resolve to the same run"
     sota = [c for c in exp.configs if c.self_attention]
     assert [(c.arch, c.batch_size, c.activation, c.loss) for c in sota] == \
         [("xresnet50", 56, "mish", "label_smoothing")]

@@ -291,9 +291,12 @@ def test_ctrl_c_is_recorded_as_interrupted_and_a_restart_runs_it_again(tmp_path,
 
 
 @pytest.mark.slow
-def test_a_random_init_fallback_is_planned_again_once_weights_can_be_had(tmp_path, monkeypatch):
+def test_the_weights_really_loaded_are_the_run_identity(tmp_path, monkeypatch):
+    """pretrained=auto with no weights to be had is the pretrained=false run (one id, one set of numbers); once the
+    weights are cached, auto names another run, which the plan and the worker both see as not done."""
     import torch
-    from bench.sweep.plan import plan, random_fallback
+    from bench.sweep.plan import plan
+    from bench.sweep.worker import is_done
     from bench.train.archs import get_arch
     from bench.train.protocol import run
     from bench.train.weights import CACHES
@@ -303,19 +306,16 @@ def test_a_random_init_fallback_is_planned_again_once_weights_can_be_had(tmp_pat
     with pytest.warns(UserWarning, match="random init"):
         row = run(cfg)
     assert row["status"] == "ok" and row["weights_used"] == "random"
-    p = plan([cfg])
-    assert p.done == [row["run_id"]] and p.jobs == []  # offline, no cache: random init is all there is
+    assert plan([cfg]).done == [row["run_id"]] == plan([cfg.replace(pretrained="false")]).done
     spec = get_arch("resnet18")
     path = CACHES[spec.source][0](spec)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(spec.build(False).state_dict(), path)
     p = plan([cfg])
-    assert [j["run_id"] for j in p.jobs] == [row["run_id"]] and p.done == []
-    assert "random init" in p.runs[0]["note"] and p.runs[0]["status"] == "planned"
-    from bench.sweep.worker import is_done
+    assert len(p.jobs) == 1 and p.jobs[0]["run_id"] != row["run_id"] and p.done == []
+    assert p.jobs[0]["identity"]["weights"] == "torchvision:IMAGENET1K_V1"
     job = p.jobs[0]
-    assert not is_done(job)  # the worker agrees with the plan: the fallback row does not count as done
-    fallback = {"status": "ok", "weights_used": "random"}
-    assert random_fallback(fallback, cfg) and not random_fallback(fallback, cfg.replace(pretrained="false"))
-    again = run(cfg)  # with the weights now: done
-    assert again["weights_used"].endswith("(cache)") and plan([cfg]).done == [row["run_id"]] and is_done(job)
+    assert not is_done(job)
+    again = run(cfg)
+    assert again["weights_used"].endswith("(cache)") and again["run_id"] == job["run_id"] and is_done(job)
+    assert plan([cfg]).done == [job["run_id"]] and plan([cfg.replace(pretrained="true")]).done == [job["run_id"]]

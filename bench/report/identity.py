@@ -1,8 +1,9 @@
-"""What makes two runs comparable: an identity per row from its full config (`config_json`) plus what the run
-really used, readable variant labels, and stale rows from a superseded dataset version or split.
+"""What makes two runs comparable, as the report reads it: each row's identity (bench/identity.py, the same function
+that made its run id) minus the instance, readable variant labels, and stale rows from a superseded dataset version
+or split.
 
-Only runs with the same identity are averaged; the identity is built from the whole config, minus a short list of
-fields that cannot change the numbers, so a setting added to `RunConfig` later is covered without touching this.
+Only runs with the same identity are averaged; the identity holds the whole config minus the fields that cannot change
+the numbers, so a setting added to `RunConfig` later is covered without touching this.
 """
 from __future__ import annotations
 
@@ -10,20 +11,10 @@ import json
 
 import pandas as pd
 
-# Config fields that do not change what a run computes: replicate indices (seed, fold: the report averages over
-# them), where and how it writes, and labels. `dataset` is the name or path the user typed: the content is
-# identified by `dataset_fingerprint`.
-NOT_IDENTITY = {"seed", "fold", "results_dir", "experiment", "num_workers", "on_bad_image", "dataset", "track"}
+from ..identity import row_identity as run_identity, variant_fields
 
-# A requested setting is replaced by what the run recorded as really used, when the row has it: `pretrained=auto`
-# that fell back to random init is not the pretrained run, and `channels_last=auto` is whatever format was chosen.
-REALISED = {"weights_used": ("pretrained", "weights"), "memory_format": ("channels_last",),
-            "device_type": ("device",), "precision": ("precision",)}
-
-# Rows from files older than `config_json`: the settings that existed as columns then.
-LEGACY = ["arch", "head", "layer_groups", "pretrained", "img_size", "item_size", "batch_size", "pct_images",
-          "head_epochs", "head_lr", "ft_epochs", "ft_lr_min", "ft_lr_max", "wd", "precision", "channels_last",
-          "split_seed", "n_folds"]
+# The identity's instance fields (seed, fold: the report averages over them) are left out of a variant's identity;
+# the dataset fingerprint and split hash stay in it (mark_stale tells superseded versions apart).
 DATA = ["dataset_fingerprint", "split_hash"]
 
 
@@ -35,37 +26,10 @@ def _text(v) -> str:
     return str(v)
 
 
-def _memory_format(row) -> str:
-    mf = _text(row.get("memory_format"))
-    if mf:
-        return mf
-    cl = _text(row.get("channels_last")).lower()
-    return {"true": "channels_last", "false": "contiguous"}.get(cl, "")
-
-
 def row_identity(row) -> dict[str, str]:
-    """Every setting that changes the numbers, as text ('' = not recorded)."""
-    try:
-        cfg = json.loads(row.get("config_json") or "")
-    except (TypeError, ValueError):
-        cfg = None
-    if not isinstance(cfg, dict):
-        cfg = {c: row.get(c) for c in LEGACY}
-    ident = {k: _text(v) for k, v in cfg.items() if k not in NOT_IDENTITY}
-    device = _text(row.get("device"))
-    realised = {"weights_used": _text(row.get("weights_used")), "memory_format": _memory_format(row),
-                "device_type": device.split(":")[0], "precision": _text(row.get("precision"))}
-    for key, requested in REALISED.items():
-        if realised[key]:
-            for r in requested:
-                ident.pop(r, None)
-            ident[key] = realised[key]
-    threads = _text(row.get("threads"))
-    if realised["device_type"] == "cpu" and threads:  # CPU reductions split by thread count: other sums, other runs
-        ident["cpu_threads"] = threads
-    for c in DATA:
-        ident[c] = _text(row.get(c))
-    return ident
+    """Every setting that changes the numbers of a row's variant, as text: bench.identity's identity of the run (the
+    one its run id hashes) minus the instance (seed, fold)."""
+    return {k: _text(v) for k, v in variant_fields(run_identity(row)).items()}
 
 
 def identities(runs: pd.DataFrame) -> pd.DataFrame:
@@ -90,10 +54,6 @@ def fill_from_finished(ident: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
             if len(values) == 1:
                 missing = [i for i in rest if ident.at[i, col] == ""]
                 ident.loc[missing, col] = values.pop()
-    for key, requested in REALISED.items():  # now known: the request it replaces no longer counts (row_identity)
-        known = ident.get(key, pd.Series("", index=ident.index)) != ""
-        for r in (r for r in requested if r != key and r in ident):
-            ident.loc[known, r] = ""
     return ident
 
 

@@ -42,6 +42,19 @@ def _overrides(ns: argparse.Namespace) -> dict:
     return {**_parse_sets(ns.set), **({"track": ns.track} if ns.track else {})}
 
 
+# The thread policy of sweeps and races: one torch thread per run (as many runs at once as cores), whatever the
+# executor, so a sweep and a race of one file make the same runs (docs/benchmarks.md).
+THREADS_PER_RUN = 1
+
+
+def with_threads(exp, kw: dict):
+    """A run's CPU thread count is part of its identity, so it is fixed here, before planning: a Ray task's
+    --cpus-per-task, else the policy; a `threads` set in the file or by --set wins."""
+    import dataclasses
+    n = kw.get("cpus_per_task") or THREADS_PER_RUN
+    return dataclasses.replace(exp, configs=tuple(c if c.threads else c.replace(threads=n) for c in exp.configs))
+
+
 def _check_executor(ns: argparse.Namespace, configs) -> None:
     if ns.executor == "ray":
         from .executors import check_ray_tracking
@@ -54,7 +67,8 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
     kw = _executor_kw(ns)
     if ns.json and not ns.dry_run:
         raise ConfigError("--json applies to --dry-run only (a sweep's results are in runs.csv)")
-    exp = load_experiment(ns.file, dataset=ns.dataset, results_dir=ns.results_dir, overrides=_overrides(ns))
+    exp = with_threads(load_experiment(ns.file, dataset=ns.dataset, results_dir=ns.results_dir,
+                                       overrides=_overrides(ns)), kw)
     _check_executor(ns, exp.configs)
     p = plan(exp.configs, exp.name, skip_failed=ns.skip_failed, write=not ns.dry_run)
     index = index_path(ns.results_dir)
@@ -86,6 +100,7 @@ def cmd_race(ns: argparse.Namespace) -> int:
     check_settings(ns.min_instances, ns.alpha, ns.test, ns.budget)
     exp = load_experiment(ns.file, dataset=ns.dataset, results_dir=ns.results_dir, overrides=_overrides(ns),
                           seeds=_parse_ints(ns.seeds, "--seeds"), folds=_parse_folds(ns.folds), all_folds=True)
+    exp = with_threads(exp, kw)
     _check_executor(ns, exp.configs)
     log = log_path(ns.results_dir, exp.name)
     print(f"bench: race {exp.name}: {len(exp.labels)} candidates x {len(exp.instances)} instances (seed, fold) = "

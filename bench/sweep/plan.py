@@ -26,27 +26,18 @@ class Plan:
     ids: list[str] = field(default_factory=list)    # the run id of each config given, in order (repeats kept)
 
 
-def random_fallback(row: dict, cfg: RunConfig) -> bool:
-    """An ok row that trained from random init although `pretrained=auto` asked for the library's weights, which can
-    be had now (cached, or online): not the run that was asked for, so a sweep runs it again."""
-    if cfg.pretrained != "auto" or cfg.weights or row.get("weights_used") != "random":
-        return False
-    from ..train.archs import get_arch
-    from ..train.weights import unavailable
-    return unavailable(get_arch(cfg.arch)) is None
-
-
-def satisfied(rows: list[dict], cfg: RunConfig) -> bool:
-    """Is the run done: its latest ok row (the one the report uses) is the run that was asked for?"""
-    ok = [r for r in rows if r.get("status") == "ok"]
-    return bool(ok) and not random_fallback(ok[-1], cfg)
+def satisfied(rows: list[dict], cfg: RunConfig | None = None) -> bool:
+    """Is the run done: it has an ok row. The run id is the run's whole identity (bench/identity.py), including the
+    weights it loads: a run that once trained from random init because no weights could be had has another id
+    than the run that loads them, so nothing else needs checking here."""
+    return any(r.get("status") == "ok" for r in rows)
 
 
 def plan(configs: list[RunConfig] | tuple[RunConfig, ...], name: str = "", skip_failed: bool = False,
          write: bool = True) -> Plan:
     """Resolve every config through the same prepare step as `bench run` (one Resolver: each dataset and split is
     loaded once), then sort runs into done, failed before, and to run. Interrupted runs (Ctrl-C) are re-run whatever
-    `skip_failed` says, as are ok runs that fell back to random init when weights can now be had. `write=False`
+    `skip_failed` says. `write=False`
     (a dry run) writes nothing under the results folder."""
     from ..logs import read_rows
     from ..train.prepare import Resolver
@@ -66,7 +57,7 @@ def plan(configs: list[RunConfig] | tuple[RunConfig, ...], name: str = "", skip_
                 index[cfg.results_dir].setdefault(r.get("run_id"), []).append(r)
         rows = index[cfg.results_dir].get(prep.run_id, [])
         job = dict(config=cfg.to_dict(), run_id=prep.run_id, fingerprint=prep.dataset.fingerprint,
-                   split_hash=prep.split_hash, dataset_name=prep.dataset.name, env=job_env())
+                   split_hash=prep.split_hash, dataset_name=prep.dataset.name, identity=prep.ident, env=job_env())
         status, note = _status(rows, cfg)
         if status == "done":
             p.done.append(prep.run_id)
@@ -84,8 +75,6 @@ def _status(rows: list[dict], cfg: RunConfig) -> tuple[str, str]:
     statuses = {r.get("status") for r in rows}
     if satisfied(rows, cfg):
         return "done", ""
-    if "ok" in statuses:
-        return "planned", "trained from random init before (pretrained=auto); the weights can be had now"
     if statuses - {"interrupted"}:
         return "failed-before", next(r.get("error", "") for r in reversed(rows) if r.get("status") != "interrupted")
     return "planned", "interrupted before" if statuses else ""

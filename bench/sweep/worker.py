@@ -64,7 +64,7 @@ def record_failure(job: dict, error: str, sink=None) -> dict:
     from ..config import make_config
     from ..train.record import record_failure as record
     return record(make_config(**job["config"]), job["run_id"], job["fingerprint"], job["split_hash"],
-                  job.get("dataset_name", job["config"]["dataset"]), error, sink=sink)
+                  job.get("dataset_name", job["config"]["dataset"]), error, sink=sink, ident=job.get("identity"))
 
 
 def main(argv: list[str]) -> int:
@@ -111,8 +111,11 @@ def execute(job: dict, sink=None) -> int:
         cfg = make_config(**job["config"])
         prepared = Resolver(write=sink is None).prepare(cfg)
         if prepared.run_id != job["run_id"]:
-            raise RuntimeError(f"run id is {prepared.run_id} here but {job['run_id']} when the sweep was planned "
-                               "(dataset or split changed during the sweep, or differs on this node)")
+            planned = job.get("identity") or {}
+            differ = sorted(k for k in set(planned) | set(prepared.ident) if planned.get(k) != prepared.ident.get(k))
+            raise RuntimeError(f"run id is {prepared.run_id} here but {job['run_id']} when the sweep was planned: "
+                               + ", ".join(f"{k} {planned.get(k)} -> {prepared.ident.get(k)}" for k in differ)
+                               + " (the dataset changed during the sweep, or this node differs from the planner's)")
     except Exception as e:
         show_traceback()
         record_failure(job, one_line(e), sink)

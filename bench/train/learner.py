@@ -17,6 +17,7 @@ from torch import nn
 from .archs import ArchSpec, arch_for
 from ..config import ConfigError, RunConfig
 from .heads import make_head
+from .realise import resolve_device
 from .weights import load_model
 
 
@@ -31,12 +32,6 @@ def seed_all(seed: int) -> None:
     # warn_only: a few CUDA kernels (e.g. adaptive pooling backward) have no deterministic version; we warn rather
     # than refuse to train. On the CPU every op used here is deterministic.
     torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def check_device(name: str) -> torch.device:

@@ -2,25 +2,23 @@
 
 `bench run`, the sweep plan and the sweep worker all call `Resolver.prepare`; every user error (arch, device, weights,
 an unwritable results folder, dataset, split, subsample, a training set smaller than one batch) surfaces here, before
-anything trains. A Resolver remembers datasets and splits, so a sweep plan scans each dataset once however many runs
-use it.
+anything trains, and the run's identity (bench/identity.py) is fixed: the run id names what the numbers depend on,
+whatever spelling of the dataset or the pretrained setting led there. A Resolver remembers datasets and splits, so
+a sweep plan scans each dataset once however many runs use it.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from ..config import ConfigError, RunConfig
+from ..identity import identity, run_id as run_id_of
 from ..data.dataset import Dataset, load_dataset
 from ..data.split import load_or_make_split, subsample
 from ..logs import check_writable
 from .archs import get_arch
-
-
-def run_id_for(cfg: RunConfig, fingerprint: str, split_hash: str) -> str:
-    return hashlib.sha256(f"{cfg.identity()}|{fingerprint}|{split_hash}".encode()).hexdigest()[:12]
+from .realise import realise
 
 
 @dataclass
@@ -30,7 +28,12 @@ class Prepared:
     dataset: Dataset
     items: pd.DataFrame      # the subsample: path, label, fold, is_valid
     split_hash: str
+    ident: dict              # the run's identity (bench.identity): what its numbers depend on
     run_id: str
+
+    @property
+    def threads(self) -> int | None:
+        return self.ident.get("threads")
 
 
 @dataclass
@@ -63,7 +66,9 @@ class Resolver:
         split, split_hash = self.splits[skey]
         items = subsample(split, cfg.pct_images, cfg.fold)
         check_batches(cfg, ds.name, items)
-        return Prepared(cfg, ds, items, split_hash, run_id_for(cfg, ds.fingerprint, split_hash))
+        ident = identity(cfg.to_dict(), dataset_fingerprint=ds.fingerprint, split_hash=split_hash,
+                         **realise(cfg, spec))
+        return Prepared(cfg, ds, items, split_hash, ident, run_id_of(ident))
 
 
 def check_batches(cfg: RunConfig, name: str, items: pd.DataFrame) -> None:

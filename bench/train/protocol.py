@@ -7,7 +7,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import torch
+
 from ..config import RunConfig
+from ..identity import ids
 from ..logs import epoch_callback
 from ..sinks import FileSink
 from .prepare import Prepared, prepare
@@ -28,14 +31,19 @@ def run(cfg: RunConfig, prepared: Prepared | None = None, sink=None) -> dict:
     sink = sink or FileSink(cfg.results_dir)
     epoch_log = Path(p.dataset.name) / "epochs" / f"{p.run_id}.csv"
     row = base_row(cfg, attempt)
+    row.update(ids(p.ident))
     row.update(run_id=p.run_id, dataset=p.dataset.name, dataset_fingerprint=p.dataset.fingerprint,
                split_hash=p.split_hash, epoch_log=epoch_log.as_posix())
     tracker = tracker_for(cfg, row)  # a fastai callback mirroring the run to MLflow (None when cfg.track is none)
     try:
-        seed_all(cfg.seed)
         device = resolve_device(cfg.device)
+        if device.type == "cpu" and p.threads:
+            torch.set_num_threads(p.threads)  # part of the identity: another count sums in another order
+            row["threads"] = torch.get_num_threads()
+        seed_all(cfg.seed)
         dls = make_dls(cfg, p.dataset.root, p.items, device=device)
         built = build_model(cfg, n_classes=len(dls.vocab))
+        check_weights_used(built.weights_used, p.ident["weights"])
         k = effective_top_k(cfg.top_k, len(dls.vocab))
         logger = epoch_callback(epoch_log, p.run_id, attempt, k=k, total=cfg.head_epochs + cfg.ft_epochs, sink=sink)
         learn = make_learner(cfg, dls, built, cbs=[logger] + ([tracker] if tracker else []))
@@ -62,6 +70,15 @@ def run(cfg: RunConfig, prepared: Prepared | None = None, sink=None) -> dict:
         raise
     record(row, sink, tracker)
     return row
+
+
+def check_weights_used(used: str, planned: str) -> None:
+    """The weights loaded are the ones the run id was made from (e.g. a cached file that failed to load makes
+    pretrained=auto fall back to random init): otherwise the row would carry numbers of another run."""
+    from .weights import weights_identity
+    if weights_identity(used) != planned:
+        raise RuntimeError(f"weights: the run was planned with {planned} but loaded {used}; its run id would name "
+                           "other numbers, so it is not recorded as ok (run it again)")
 
 
 def record(row: dict, sink, tracker=None) -> None:

@@ -10,12 +10,13 @@ from pathlib import Path
 import torch
 
 from ..config import RunConfig
+from ..identity import ids
 from ..logs import append_rows, git_sha, host, versions
 
 MOMS = (0.95, 0.85, 0.95)  # fastai fit_one_cycle's momentum schedule; it overrides Adam's mom=0.9 while fitting
 
 INDEX_FIELDS = [
-    "run_id", "attempt", "timestamp", "status", "error", "experiment", "arch", "family", "source", "head",
+    "run_id", "variant_id", "protocol_id", "attempt", "timestamp", "status", "error", "experiment", "arch", "family", "source", "head",
     "layer_groups", "pretrained", "weights_used", "dataset", "dataset_fingerprint", "n_classes", "n_train", "n_valid",
     "img_size", "item_size", "batch_size", "pct_images", "seed", "split_seed", "n_folds", "fold", "split_hash",
     "head_epochs", "head_lr", "ft_epochs", "ft_lr_min", "ft_lr_max", "moms", "adam_mom", "sqr_mom", "eps", "wd",
@@ -23,7 +24,7 @@ INDEX_FIELDS = [
     "memory_format", "params_total", "params_trainable_phase1", "params_1k", "final_accuracy", "best_accuracy",
     "best_epoch", "final_top_k", "final_valid_loss", "phase1_seconds", "phase2_seconds", "total_seconds",
     "train_img_per_s", "device", "threads", "python", "torch", "torchvision", "fastai", "timm", "pytorchcv",
-    "geffnet", "git_sha", "host", "epoch_log", "config_json",
+    "geffnet", "git_sha", "host", "epoch_log", "config_json", "identity_json",
 ]
 
 
@@ -85,10 +86,12 @@ def now_attempt() -> str:
 
 
 def record_failure(cfg: RunConfig, run_id: str, fingerprint: str, split_hash: str, dataset: str, error: str,
-                   sink=None) -> dict:
+                   sink=None, ident: dict | None = None) -> dict:
     """Append a failed row for a run that ended before the protocol could record it itself (to the index, or
-    through `sink`: see bench.sinks)."""
+    through `sink`: see bench.sinks); `ident`, the identity it was planned with, keeps it beside its run."""
     row = base_row(cfg, now_attempt())
+    if ident:
+        row.update(ids(ident))
     row.update(run_id=run_id, dataset_fingerprint=fingerprint, split_hash=split_hash, dataset=dataset,
                status="failed", error=error, timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     if sink is not None:

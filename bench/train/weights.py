@@ -9,6 +9,7 @@ import hashlib
 import os
 import warnings
 from pathlib import Path
+from functools import lru_cache
 from typing import Callable
 
 import torch
@@ -118,6 +119,12 @@ def find_weights_file(spec: ArchSpec, weights: str) -> Path:
 
 
 def _sha256(path: Path) -> str:
+    st = path.stat()
+    return _sha256_of(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=None)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:  # size/mtime: a rewritten file is hashed again
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -181,3 +188,23 @@ def load_model(spec: ArchSpec, mode: str = "auto", weights: str | None = None) -
         raise WeightsError(f"pretrained: {reason}")
     warnings.warn(f"pretrained=auto: {reason}; training {spec.name} from random init", stacklevel=2)
     return spec.build(False), "random"
+
+
+def weights_identity(used: str) -> str:
+    """What `load_model` reports as used, as the run identity names it: where the file came from (cache or
+    download) does not change the numbers, and a local file is its content."""
+    used = used.removesuffix(" (cache)")
+    if used.startswith("file:") and "#sha256:" in used:
+        return "sha256:" + used.rsplit("#sha256:", 1)[1]
+    return used
+
+
+def resolve_weights(spec: ArchSpec, mode: str = "auto", weights: str | None = None) -> str:
+    """Before training: the weights `load_model(spec, mode, weights)` will load, as `weights_identity` names them
+    (`random`, `<library>:<tag>`, `sha256:<16 hex>` of a file). pretrained=auto with no weights to be had is
+    `random`, the same run as pretrained=false."""
+    if weights:
+        return f"sha256:{_sha256(find_weights_file(spec, weights))[:16]}"
+    if mode == "false" or unavailable(spec) is not None:
+        return "random"
+    return f"{spec.source}:{spec.weights_tag}"
