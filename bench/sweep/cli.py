@@ -10,7 +10,7 @@ import time
 from ..config import ConfigError
 from .executors import execute
 from .plan import label, plan
-from .pool import THREADS_PER_RUN
+from .pool import THREADS_PER_RUN, thread_policy
 
 
 def _parse_sets(items: list[str]) -> dict[str, str]:
@@ -42,17 +42,10 @@ def _overrides(ns: argparse.Namespace) -> dict:
     return {**_parse_sets(ns.set), **({"track": ns.track} if ns.track else {})}
 
 
-# The thread policy of sweeps and races: one torch thread per run (as many runs at once as cores), whatever the
-# executor, so a sweep and a race of one file make the same runs (docs/benchmarks.md).
-THREADS_PER_RUN = 1
-
-
 def with_threads(exp, kw: dict):
-    """A run's CPU thread count is part of its identity, so it is fixed here, before planning: a Ray task's
-    --cpus-per-task, else the policy; a `threads` set in the file or by --set wins."""
+    """A run's CPU thread count is part of its identity, so it is fixed here, before planning (`thread_policy`)."""
     import dataclasses
-    n = kw.get("cpus_per_task") or THREADS_PER_RUN
-    return dataclasses.replace(exp, configs=tuple(c if c.threads else c.replace(threads=n) for c in exp.configs))
+    return dataclasses.replace(exp, configs=thread_policy(exp.configs, kw.get("cpus_per_task")))
 
 
 def _check_executor(ns: argparse.Namespace, configs) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import ConfigError
-from .pool import THREADS_PER_RUN, Pool, default_slots, shared_pool
+from .pool import THREADS_PER_RUN, Pool, default_slots, job_threads, shared_pool
 from .worker import EXIT_BUSY, EXIT_DONE, EXIT_OK, claim, is_done, record_failure, rows_for
 
 Outcome = dict  # run_id, status (ok | failed | done | busy), error, row (the index row when one was written), seconds
@@ -51,11 +51,11 @@ def local_outcome(job: dict, code: int | None, before: int, t0: float) -> Outcom
 
 
 def run_local(jobs: list[dict], report: Callable[[Outcome], None], workers: int | None = None) -> None:
-    """`workers` runs at once (default: one per THREADS_PER_RUN cores), each with THREADS_PER_RUN torch threads. A
+    """`workers` runs at once (default: one per core / the runs' torch threads, `thread_policy`). A
     run claimed by a concurrent sweep is put off to the end, then waited for, so two sweeps on one results
     directory share the work instead of queueing behind each other. Ctrl-C: the runs record themselves as
     interrupted and are reported; nothing new starts."""
-    pool, slots = shared_pool(), workers or default_slots()
+    pool, slots = shared_pool(), workers or default_slots(max((job_threads(j) for j in jobs), default=1))
     queue, later, running, stopping = list(jobs), [], {}, False
     while running or (not stopping and (queue or later)):
         try:
@@ -63,8 +63,7 @@ def run_local(jobs: list[dict], report: Callable[[Outcome], None], workers: int 
                 job, wait = (queue.pop(0), False) if queue else (later.pop(0), True)
                 running[job["run_id"]] = (job, len(rows_for(job["config"]["results_dir"], job["run_id"])),
                                           time.monotonic())
-                pool.submit(job["run_id"], {**job, "wait": wait, "threads": THREADS_PER_RUN},
-                            env={"OMP_NUM_THREADS": str(THREADS_PER_RUN)})
+                pool.submit(job["run_id"], {**job, "wait": wait}, env={"OMP_NUM_THREADS": str(job_threads(job))})
             for key, code in pool.finished():
                 job, before, t0 = running.pop(key)
                 out = local_outcome(job, code, before, t0)

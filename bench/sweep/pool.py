@@ -25,6 +25,18 @@ _FORWARD_ENV = ("HF_HUB_OFFLINE", "HF_HOME", "TORCH_HOME")
 THREADS_PER_RUN = 1
 
 
+def thread_policy(configs, threads: int | None = None) -> tuple:
+    """The configs with their torch thread count fixed, so that the planner's run id and the run's
+    torch.set_num_threads agree: `threads` (a Ray task's --cpus-per-task), else THREADS_PER_RUN; a `threads` set
+    in the experiment file or by --set wins."""
+    n = threads or THREADS_PER_RUN
+    return tuple(c if c.threads else c.replace(threads=n) for c in configs)
+
+
+def job_threads(job: dict) -> int:
+    return int(job["config"].get("threads") or THREADS_PER_RUN)
+
+
 def job_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(("BENCH_", "MLFLOW_")) or k in _FORWARD_ENV}
 
