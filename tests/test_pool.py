@@ -42,7 +42,7 @@ def test_a_run_gives_the_same_numbers_first_or_after_another_run_in_one_worker(t
     data = make_image_folder(tmp_path / "data")
     first, later = tmp_path / "first", tmp_path / "later"
     x = tiny_config(data, first, seed=3)
-    other = tiny_config(data, later, seed=4, arch="xresnet18", batch_size=4)
+    other = tiny_config(data, later, seed=4, arch="xresnet18", batch_size=4, threads=1)
     pool = Pool()
     try:
         pool.submit("x", job_for(x))
@@ -50,7 +50,7 @@ def test_a_run_gives_the_same_numbers_first_or_after_another_run_in_one_worker(t
         server = pool.proc.pid
         # another run before it, in the same server, that leaves different settings behind if state leaked:
         # another arch, seed and batch size, and one torch thread instead of the default
-        pool.submit("other", {**job_for(other), "threads": 1})
+        pool.submit("other", job_for(other))
         assert pool.wait("other") == 0
         pool.submit("x", job_for(x.replace(results_dir=str(later))))
         assert pool.wait("x") == 0
