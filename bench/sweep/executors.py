@@ -20,7 +20,8 @@ from ..config import ConfigError
 from .pool import THREADS_PER_RUN, Pool, default_slots, job_threads, shared_pool
 from .worker import EXIT_BUSY, EXIT_DONE, EXIT_OK, claim, is_done, record_failure, rows_for
 
-Outcome = dict  # run_id, status (ok | failed | done | busy), error, row (the index row when one was written), seconds
+Outcome = dict  # run_id, status (ok | failed | done | busy), error, row (the index row when one was written), seconds,
+#                 cpu_seconds (the run's process, when known)
 LOST = "WorkerDied: the pool's server process ended while the run was in flight"
 
 
@@ -66,7 +67,7 @@ def run_local(jobs: list[dict], report: Callable[[Outcome], None], workers: int 
                 pool.submit(job["run_id"], {**job, "wait": wait}, env={"OMP_NUM_THREADS": str(job_threads(job))})
             for key, code in pool.finished():
                 job, before, t0 = running.pop(key)
-                out = local_outcome(job, code, before, t0)
+                out = {**local_outcome(job, code, before, t0), "cpu_seconds": pool.cpu_seconds.pop(key, None)}
                 if out["status"] == "busy":
                     later.append(job)
                 else:
@@ -93,7 +94,8 @@ class Runner:
                              env={"OMP_NUM_THREADS": str(threads)})
             code = self.pool.wait("run")
             writes = RowSpool.load(spool)
-        out: Outcome = dict(run_id=job["run_id"], error="", row=None, seconds=round(time.monotonic() - t0, 1))
+        out: Outcome = dict(run_id=job["run_id"], error="", row=None, seconds=round(time.monotonic() - t0, 1),
+                            cpu_seconds=self.pool.cpu_seconds.pop("run", None))
         index = [r for rel, rows, _ in writes if rel == "runs.csv" for r in rows]
         if index:
             row = index[-1]
@@ -214,7 +216,8 @@ def execute(p, executor: str = "local", **executor_kw) -> dict[str, int]:
             acc = out["row"].get("final_accuracy")
             acc_s = f"accuracy {float(acc):.4f}" if acc not in (None, "") else "no epochs"
             weights = out["row"].get("weights_used") or "?"  # the workers' own warnings are not shown
-            bar.write(f"bench: ok     {name}: {acc_s}, {out['seconds']:.0f} s, weights {weights}")
+            cpu = f" (CPU {out['cpu_seconds']:.0f} s)" if out.get("cpu_seconds") else ""
+            bar.write(f"bench: ok     {name}: {acc_s}, {out['seconds']:.0f} s{cpu}, weights {weights}")
         elif out["status"] == "failed":
             bar.write(f"bench: FAILED {name}: {out['error']}")
         elif out["status"] == "interrupted":

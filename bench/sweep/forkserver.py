@@ -7,8 +7,9 @@ or out-of-memory kill ends that child alone. The server itself never trains: it 
 context, which is what makes forking it safe (as PyTorch's own DataLoader workers are forked).
 
 Protocol, one JSON object a line: the parent writes `{"key", "job", "env", "cwd"}` on stdin; the server answers
-`{"ready": true}` once imported, then `{"key", "pid"}` when a child starts and `{"key", "code"}` when it ends (the
-exit status; a negative number is the signal that ended it). At end of input (the parent is gone, even by kill -9)
+`{"ready": true}` once imported, then `{"key", "pid"}` when a child starts and `{"key", "code", "cpu_s"}` when it ends
+(the exit status, a negative number being the signal that ended it, and the CPU seconds it used: on a shared
+machine the CPU time of a 1-thread run is what its wall time would be on an idle core). At end of input (the parent is gone, even by kill -9)
 the server exits and leaves running children to finish: each holds its run's claim and records its own row.
 """
 from __future__ import annotations
@@ -67,8 +68,9 @@ def serve(inp: int, out) -> None:
             if fd != inp:
                 key, pid = children.pop(fd)
                 os.close(fd)
-                _, status = os.waitpid(pid, 0)
-                say({"key": key, "code": os.waitstatus_to_exitcode(status)})
+                _, status, usage = os.wait4(pid, 0)
+                say({"key": key, "code": os.waitstatus_to_exitcode(status),
+                     "cpu_s": round(usage.ru_utime + usage.ru_stime, 2)})
                 continue
             data = os.read(inp, 1 << 16)
             if not data:  # the parent is gone: the children finish on their own

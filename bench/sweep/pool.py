@@ -62,6 +62,7 @@ class Pool:
         self.env = {**os.environ, **(env or {}), "BENCH_CONSOLE": "off"}
         self.proc: subprocess.Popen | None = None
         self.in_flight: dict[str, int | None] = {}  # key -> pid of its child (None until the server says)
+        self.cpu_seconds: dict[str, float] = {}     # key -> CPU seconds of its last finished child
         self._buf = b""
 
     @property
@@ -102,6 +103,7 @@ class Pool:
         for msg in msgs:
             if "code" in msg:
                 self.in_flight.pop(msg["key"], None)
+                self.cpu_seconds[msg["key"]] = msg.get("cpu_s", 0.0)
                 done.append((msg["key"], msg["code"]))
             elif "pid" in msg:
                 self.in_flight[msg["key"]] = msg["pid"]
