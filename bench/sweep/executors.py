@@ -56,17 +56,27 @@ def run_local(jobs: list[dict], report: Callable[[Outcome], None], workers: int 
     run claimed by a concurrent sweep is put off to the end, then waited for, so two sweeps on one results
     directory share the work instead of queueing behind each other. Ctrl-C: the runs record themselves as
     interrupted and are reported; nothing new starts."""
-    pool, slots = shared_pool(), workers or default_slots(max((job_threads(j) for j in jobs), default=1))
+    if not jobs:
+        return
+    pool = shared_pool().ensure()
+    # On a CUDA machine runs that may use CUDA go one per GPU, each pinned to its own (CUDA_VISIBLE_DEVICES)
+    gpus = list(range(pool.gpus)) if any(j["config"]["device"] in ("auto", "cuda") for j in jobs) else []
+    slots = workers or len(gpus) or default_slots(max(job_threads(j) for j in jobs))
     queue, later, running, stopping = list(jobs), [], {}, False
     while running or (not stopping and (queue or later)):
         try:
             while not stopping and len(running) < slots and (queue or later):
                 job, wait = (queue.pop(0), False) if queue else (later.pop(0), True)
+                gpu = gpus.pop(0) if gpus else None
                 running[job["run_id"]] = (job, len(rows_for(job["config"]["results_dir"], job["run_id"])),
-                                          time.monotonic())
-                pool.submit(job["run_id"], {**job, "wait": wait}, env={"OMP_NUM_THREADS": str(job_threads(job))})
+                                          time.monotonic(), gpu)
+                env = {"OMP_NUM_THREADS": str(job_threads(job)),
+                       **({"CUDA_VISIBLE_DEVICES": str(gpu)} if gpu is not None else {})}
+                pool.submit(job["run_id"], {**job, "wait": wait}, env=env)
             for key, code in pool.finished():
-                job, before, t0 = running.pop(key)
+                job, before, t0, gpu = running.pop(key)
+                if gpu is not None:
+                    gpus.append(gpu)
                 out = {**local_outcome(job, code, before, t0), "cpu_seconds": pool.cpu_seconds.pop(key, None)}
                 if out["status"] == "busy":
                     later.append(job)

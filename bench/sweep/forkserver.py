@@ -7,7 +7,7 @@ or out-of-memory kill ends that child alone. The server itself never trains: it 
 context, which is what makes forking it safe (as PyTorch's own DataLoader workers are forked).
 
 Protocol, one JSON object a line: the parent writes `{"key", "job", "env", "cwd"}` on stdin; the server answers
-`{"ready": true}` once imported, then `{"key", "pid"}` when a child starts and `{"key", "code", "cpu_s"}` when it ends
+`{"ready": true, "gpus"}` once imported, then `{"key", "pid"}` when a child starts and `{"key", "code", "cpu_s"}` when it ends
 (the exit status, a negative number being the signal that ended it, and the CPU seconds it used: on a shared
 machine the CPU time of a 1-thread run is what its wall time would be on an idle core). At end of input (the parent is gone, even by kill -9)
 the server exits and leaves running children to finish: each holds its run's claim and records its own row.
@@ -37,6 +37,13 @@ def preload() -> None:
             pass
 
 
+def gpu_count() -> int:
+    """CUDA devices, counted through NVML (torch's device_count): no CUDA context here, which forked children could
+    not use."""
+    import torch
+    return torch.cuda.device_count()
+
+
 def child(msg: dict, keep: set[int]) -> int:
     """In the forked child: become the run's process and run the job (`bench.sweep.worker.run_job`)."""
     from .worker import EXIT_FAILED, run_job, show_traceback
@@ -61,7 +68,7 @@ def serve(inp: int, out) -> None:
         out.write(json.dumps(obj) + "\n")
         out.flush()
 
-    say({"ready": True, "pid": os.getpid()})
+    say({"ready": True, "pid": os.getpid(), "gpus": gpu_count()})
     while True:
         readable, _, _ = select.select([inp, *children], [], [])
         for fd in readable:

@@ -63,6 +63,7 @@ class Pool:
         self.proc: subprocess.Popen | None = None
         self.in_flight: dict[str, int | None] = {}  # key -> pid of its child (None until the server says)
         self.cpu_seconds: dict[str, float] = {}     # key -> CPU seconds of its last finished child
+        self.gpus = 0                                # CUDA devices the server sees
         self._buf = b""
 
     @property
@@ -76,10 +77,15 @@ class Pool:
         msg = self._read(None)
         if not msg or not msg[0].get("ready"):
             raise ServerDied(f"the pool's server process did not start (exit code {self.proc.wait()})")
+        self.gpus = int(msg[0].get("gpus", 0))
 
-    def submit(self, key: str, job: dict, env: dict[str, str] | None = None) -> None:
+    def ensure(self) -> "Pool":
         if not self.alive:
             self.start()
+        return self
+
+    def submit(self, key: str, job: dict, env: dict[str, str] | None = None) -> None:
+        self.ensure()
         line = json.dumps({"key": key, "job": {k: v for k, v in job.items() if k != "env"},
                            "env": {**job.get("env", {}), **(env or {})}, "cwd": os.getcwd()})
         self.in_flight[key] = None
