@@ -1,6 +1,17 @@
 # Two commands do all set-up on a fresh machine: `make bench ARCH=resnet18` and `make test`.
-# The first call creates .venv and installs everything (torch pinned first: local wheels, no GB downloads).
+# The first call creates .venv and installs everything, torch pinned first. PyPI's torch for Linux x86_64 is its
+# CUDA build, whatever the machine: torch 1.2 GB + nvidia-* CUDA libraries 3.2 GB + triton 0.9 GB of a ~6.8 GB
+# venv (README, "Install"); on this kind of machine pip takes those wheels from local disk, not the network.
 PYTHON ?= python3
+SHELL  := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# This machine's pip config names extra file:// indexes that lack most packages, so pip warns once per package and
+# index ("WARNING: Location 'file:///.../simple/<name>/' is ignored: ..."): 236 lines of an install. Only those
+# lines are dropped; every other line, errors included, is shown, and pip's exit status stays the recipe's.
+PIP_FILTER = 2>&1 | { grep -v -E "^WARNING: Location '[^']*' is ignored: " || true; }
+# $(call pip_install,ARGS): `pip install --quiet ARGS` in the venv, echoed as that, its output through PIP_FILTER
+EXTRAS = test,mlflow
+pip_install = @echo "$(BIN)/pip install $(1)"; $(BIN)/pip install --quiet $(1) $(PIP_FILTER)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -8,9 +19,11 @@ STAMP  := $(VENV)/.installed
 ARCH    ?= resnet18
 RESULTS ?= results
 # Optional overrides, passed through only when set: make bench ARCH=resnet50 DATASET=/data/plants EPOCHS=5 SIZE=224
+# ITEM_SIZE=224 (the item crop before batching; the article's 512 by default)
 OPTS = $(if $(DATASET),--dataset '$(DATASET)') $(if $(PROFILE),--profile $(PROFILE)) \
        $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(HEAD_EPOCHS),--head-epochs $(HEAD_EPOCHS)) \
-       $(if $(FT_EPOCHS),--ft-epochs $(FT_EPOCHS)) $(if $(SIZE),--size $(SIZE)) $(if $(BS),--bs $(BS)) \
+       $(if $(FT_EPOCHS),--ft-epochs $(FT_EPOCHS)) $(if $(SIZE),--size $(SIZE)) \
+       $(if $(ITEM_SIZE),--item-size $(ITEM_SIZE)) $(if $(BS),--bs $(BS)) \
        $(if $(PCT),--pct $(PCT)) $(if $(LR),--lr $(LR)) $(if $(SEED),--seed $(SEED)) \
        $(if $(PRETRAINED),--pretrained $(PRETRAINED)) $(if $(WEIGHTS),--weights '$(WEIGHTS)') \
        $(if $(HEAD),--head $(HEAD)) $(if $(GROUPS),--layer-groups $(GROUPS)) $(if $(DEVICE),--device $(DEVICE)) \
@@ -23,9 +36,9 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet -e '.[test,mlflow]'
+	$(call pip_install,--upgrade pip)
+	$(call pip_install,torch==2.14.1 torchvision==0.29.1)
+	$(call pip_install,-e '.[$(EXTRAS)]')
 	touch $@
 
 bench: $(STAMP)

@@ -10,7 +10,7 @@ import sys
 from dataclasses import fields
 
 from .config import ALIASES, PROFILES, ConfigError, RunConfig
-from .console import quiet_libraries
+from .console import quiet_libraries, recorded_or_exit
 
 # Subcommands contributed by other modules: each exposes add_cli(subparsers) and keeps heavy imports in its handler.
 PLUGINS = ("bench.sweep.cli", "bench.report.build", "bench.train.speed", "bench.train.show")
@@ -73,24 +73,19 @@ def config_from_args(ns: argparse.Namespace):
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
+    from .data.itemsize import warn_upscale
     from .train.prepare import prepare
     from .train.protocol import run
     cfg = config_from_args(ns)
     prepared = prepare(cfg)  # user errors (arch, dataset, split) before anything trains
     print(f"bench: run {prepared.run_id}: {cfg.arch} on {prepared.dataset.name} ({len(prepared.items)} images, "
-          f"{cfg.img_size}px, {cfg.head_epochs}+{cfg.ft_epochs} epochs) -> {cfg.results_dir}/runs.csv",
-          file=sys.stderr)
-    try:
-        row = run(cfg, prepared)
-    except ConfigError:
-        raise
-    except Exception as e:
-        from .train.record import one_line
-        print(f"bench: run {prepared.run_id} failed: {one_line(e)} (recorded in {cfg.results_dir}/runs.csv)",
-              file=sys.stderr)
-        return 1
-    print(summary_line(row))
-    return 0
+          f"{cfg.img_size} px batches from {cfg.item_size} px item crops, {cfg.head_epochs}+{cfg.ft_epochs} epochs) "
+          f"-> {cfg.results_dir}/runs.csv", file=sys.stderr)
+    warn_upscale(cfg, prepared.dataset, prepared.items)
+    row, code = recorded_or_exit(f"run {prepared.run_id}", f"{cfg.results_dir}/runs.csv", lambda: run(cfg, prepared))
+    if row is not None:
+        print(summary_line(row))
+    return code
 
 
 def summary_line(row: dict) -> str:
@@ -108,9 +103,11 @@ def cmd_list(ns: argparse.Namespace) -> int:
     from .train.archs import REGISTRY, get_arch
     from .train.catalog import describe
     specs = [get_arch(n) for n in [*REGISTRY, *(f"timm:{n}" for n in ns.timm)]]  # bad --timm names fail first
-    print(f"{'name':<24}{'family':<14}{'source':<13}{'params (1k head)':>17}  pretrained")
+    # params_1k: the library's own 1000-class model (its classifier, not bench's head), as the report and
+    # `bench speed`'s first figure: published counts compare with it
+    print(f"{'name':<24}{'family':<14}{'source':<13}{'params (library 1k)':>20}  pretrained")
     for e in describe(specs):
-        print(f"{e['name']:<24}{e['family']:<14}{e['source']:<13}{e['params_1k']:>17,}  {e['pretrained']}")
+        print(f"{e['name']:<24}{e['family']:<14}{e['source']:<13}{e['params_1k']:>20,}  {e['pretrained']}")
     return 0
 
 

@@ -58,3 +58,18 @@ def show_warning(message, category, filename, lineno, file=None, line=None) -> N
         (file or sys.stderr).write(format_warning(message))
     except (OSError, ValueError):  # a closed stream, as warnings.showwarning tolerates too
         pass
+
+
+def recorded_or_exit(what: str, where, fn):
+    """`fn()`'s result and exit code 0; a failure `fn` has already recorded as a `failed` row becomes one line on
+    stderr, `bench: <what> failed: <error> (recorded in <where>)`, and exit code 1. Bad input (ConfigError) is not
+    a failure of the run: it propagates, for the CLI's exit code 2. Shared by `bench run` and `bench speed`."""
+    from .config import ConfigError
+    try:
+        return fn(), 0
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 (any failure: the row holds it, the user gets one line)
+        from .train.record import one_line
+        print(f"bench: {what} failed: {one_line(e)} (recorded in {where})", file=sys.stderr)
+        return None, 1

@@ -128,6 +128,11 @@ def describe_protocol(ident: Mapping[str, Any], dataset: str = "") -> str:
     return ", ".join(parts)
 
 
+def _cell(v: Any) -> str:
+    """A CSV cell as text: '' for missing (None, or pandas' NaN)."""
+    return "" if v is None or (isinstance(v, float) and v != v) else str(v)
+
+
 def row_identity(row: Mapping[str, Any]) -> dict[str, Any]:
     """A runs.csv row's identity: its `identity_json`, or for a row written before it existed, what the row recorded
     (marked identity_version 1, so such rows never pool with current ones)."""
@@ -145,13 +150,11 @@ def row_identity(row: Mapping[str, Any]) -> dict[str, Any]:
         cfg = None
     if not isinstance(cfg, dict):
         cfg = {}
-    weights = str(row.get("weights_used") or "").removesuffix(" (cache)")
-    device = str(row.get("device") or "")
-    threads = row.get("threads")
-    ident = identity(cfg, dataset_fingerprint=str(row.get("dataset_fingerprint") or ""),
-                     split_hash=str(row.get("split_hash") or ""), weights=weights,
-                     memory_format=str(row.get("memory_format") or ""), device_class=device or "cpu",
-                     threads=int(float(threads)) if threads not in (None, "") and threads == threads else None,
-                     versions={k: str(row.get(k) or "") for k in CORE_LIBRARIES})
+    cell = {k: _cell(row.get(k)) for k in ("weights_used", "device", "threads", "dataset_fingerprint", "split_hash",
+                                           "memory_format", *CORE_LIBRARIES)}
+    ident = identity(cfg, dataset_fingerprint=cell["dataset_fingerprint"], split_hash=cell["split_hash"],
+                     weights=cell["weights_used"].removesuffix(" (cache)"), memory_format=cell["memory_format"],
+                     device_class=cell["device"], threads=int(float(cell["threads"])) if cell["threads"] else None,
+                     versions={k: cell[k] for k in CORE_LIBRARIES})
     ident["identity_version"] = 1
     return ident

@@ -23,9 +23,46 @@ from filelock import FileLock
 from .console import console_mode, epoch_line
 
 
+class TidyFileLock(FileLock):
+    """A FileLock whose file is removed when its last hold is released, so no `*.lock` files pile up in results/
+    (one per run's epoch log and claim, before). Make it with `tidy_lock`, which records the inode it locked.
+
+    Why this keeps mutual exclusion: the file is unlinked while the lock is still held, and only if the path still
+    names the inode this lock holds; then the lock is released. A process that opened the old file before the unlink
+    and gets its flock afterwards finds it unlinked (no links left) and tries again on the path, where at most one
+    new file can be created (filelock >= 4.3 makes that check; pyproject requires it), so two holders never hold
+    two different files at one path. A holder's work is over before it unlinks, so a newcomer locking a fresh file
+    meanwhile overlaps with nothing."""
+
+    def release(self, force: bool = False) -> None:
+        inode = self.held_inode.get("inode")
+        if inode is not None and self.is_locked and (force or self.lock_counter == 1):
+            try:
+                st = os.lstat(self.lock_file)
+                if (st.st_dev, st.st_ino) == inode:
+                    os.unlink(self.lock_file)
+            except OSError:  # gone already (removed by hand), or a read-only folder: the lock still works
+                pass
+        super().release(force)
+
+
+def tidy_lock(path: str | Path, timeout: float = -1) -> TidyFileLock:
+    """A TidyFileLock on `path` (the lock file itself); `timeout` as FileLock's (0: try once, -1: wait)."""
+    held: dict = {}
+
+    def remember(fd: int) -> None:  # filelock calls it with the descriptor it has just locked
+        st = os.fstat(fd)
+        held["inode"] = (st.st_dev, st.st_ino)
+
+    lock = TidyFileLock(str(path), timeout=timeout, on_acquired=remember)
+    lock.held_inode = held
+    return lock
+
+
 @contextmanager
 def locked(path: Path):
-    with FileLock(str(path) + ".lock", timeout=600):
+    """`path` + ".lock" held for a whole-line append (removed afterwards)."""
+    with tidy_lock(str(path) + ".lock", timeout=600):
         yield
 
 
@@ -147,6 +184,9 @@ def epoch_callback(path: Path | None, run_id: str, attempt: str, k: int | None =
         def __init__(self):
             self.rows: list[dict] = []
             self.train_seconds, self.train_images = 0.0, 0
+            # seconds of each phase's epochs (training batches + validation), unrounded: a run's recorded times.
+            # A tracker's start-up (before_fit) or its per-epoch logging (after this callback) falls outside.
+            self.phase_seconds: dict[int, float] = {}
             self._bar = None
 
         def after_create(self):
@@ -181,6 +221,8 @@ def epoch_callback(path: Path | None, run_id: str, attempt: str, k: int | None =
 
         def after_epoch(self):
             self.run_epoch += 1
+            seconds = time.perf_counter() - self._t0
+            self.phase_seconds[self.run_phase] = self.phase_seconds.get(self.run_phase, 0.0) + seconds
             names = self.recorder.metric_names[1:-1]  # drop 'epoch' and 'time'
             vals = dict(zip(names, self.recorder.log[1:-1]))
             hyper = self.opt.hypers[-1]
@@ -188,7 +230,7 @@ def epoch_callback(path: Path | None, run_id: str, attempt: str, k: int | None =
                        phase_epoch=self.learn.epoch + 1, train_loss=vals.get("train_loss"),
                        valid_loss=vals.get("valid_loss"), accuracy=vals.get("accuracy"),
                        top_k_accuracy=vals.get("top_k_accuracy"), lr=hyper.get("lr"), mom=hyper.get("mom"),
-                       seconds=round(time.perf_counter() - self._t0, 3), train_seconds=round(self._train_s, 3))
+                       seconds=round(seconds, 3), train_seconds=round(self._train_s, 3))
             self.rows.append(row)
             if sink is not None:
                 sink.write(path, [row], EPOCH_FIELDS)

@@ -83,10 +83,9 @@ def load() -> str:
 
 def jobs_for(archs: list[str], results: Path) -> dict[str, dict]:
     from bench.sweep.experiment import load_experiment
-    from bench.sweep.plan import plan
-    from bench.sweep.pool import thread_policy
+    from bench.sweep.plan import plan, with_threads
     exp = load_experiment(ROOT / "experiments" / "quick.yaml", results_dir=str(results))
-    configs = [c for c in thread_policy(exp.configs) if c.arch in archs and c.seed == exp.configs[0].seed]
+    configs = [with_threads(c) for c in exp.configs if c.arch in archs and c.seed == exp.configs[0].seed]
     return {c.arch: j for c, j in zip(configs, plan(configs).jobs)}
 
 

@@ -167,20 +167,20 @@ def test_the_sweep_package_has_no_import_cycle():
 def test_a_sweep_and_a_race_of_one_file_plan_the_same_runs_on_either_executor(tmp_path):
     import yaml
     from bench.cli import build_parser
-    from bench.sweep.cli import _executor_kw, with_threads
+    from bench.sweep.cli import _executor_kw
     from bench.sweep.experiment import load_experiment
     from bench.sweep.plan import plan
     exp = tmp_path / "q.yaml"
     exp.write_text(yaml.safe_dump({"dataset": str(make_image_folder(tmp_path / "data")), "profile": "quick",
-                                   "protocol": {"batch_size": 8}, "archs": ["resnet18", "xresnet18"], "seeds": [0, 1],
-                                   "folds": [0]}))
+                                   "protocol": {"batch_size": 8}, "archs": ["resnet18", "xresnet18"],
+                                   "seeds": [0, 1], "folds": [0]}))
     results = str(tmp_path / "r")
     ids = {}
     for argv in (["sweep", str(exp)], ["sweep", str(exp), "--executor", "ray"], ["race", str(exp)]):
-        ns = build_parser().parse_args(argv + ["--results-dir", results])
+        kw = _executor_kw(build_parser().parse_args(argv + ["--results-dir", results]))
         loaded = load_experiment(exp, results_dir=results, **({"folds": [0], "all_folds": True}
                                                                if argv[0] == "race" else {}))
-        configs = with_threads(loaded, _executor_kw(ns)).configs
-        assert {c.threads for c in configs} == {1}  # the policy: one torch thread per run
-        ids[" ".join(argv[2:]) or argv[0]] = sorted(plan(configs, write=False).ids)
+        p = plan(loaded.configs, write=False, threads=kw.get("cpus_per_task"))
+        assert {j["config"]["threads"] for j in p.jobs} == {1}  # the policy: one torch thread per run
+        ids[" ".join(argv[2:]) or argv[0]] = sorted(p.ids)
     assert len(ids) == 3 and len(set(map(tuple, ids.values()))) == 1 and len(ids["sweep"]) == 4

@@ -6,6 +6,8 @@ import re
 import numpy as np
 import pytest
 
+from html import escape as html_escape
+
 from bench.report import build as report
 from test_report import run_row, write_csv
 
@@ -23,17 +25,18 @@ def three(arch, base, **kw):
 @pytest.mark.parametrize("kw, label", [
     (dict(dataset_fingerprint="fp-other"), None),  # handled by staleness: see below
     (dict(precision="bf16"), "precision=bf16"),
-    (dict(weights_used="torchvision:IMAGENET1K_V1"), "weights_used=torchvision:IMAGENET1K_V1"),
+    (dict(weights_used="torchvision:IMAGENET1K_V1"), "ImageNet weights"),
     (dict(memory_format="channels_last"), "memory_format=channels_last"),
-    (dict(device="cuda:NVIDIA H100"), "device_type=cuda"),
+    (dict(device="cuda:NVIDIA H100"), "device_class=cuda:NVIDIA H100"),
     (dict(cfg=dict(min_scale=0.35)), "min_scale=0.35"),
     (dict(cfg=dict(presize=False)), "presize=False"),
     # A setting that did not exist when the report was written: covered because the identity is the whole config.
-    (dict(cfg=dict(activation="Mish")), "activation=Mish"),
+    (dict(cfg=dict(optimizer="sgd")), "optimizer=sgd"),
     (dict(head="manual"), "head=manual"),
-    (dict(item_size=512), "item_size=512"),
+    (dict(item_size=512), "items 512 px"),
+    (dict(threads="1"), "threads=1"),
 ])
-def test_never_averages_runs_that_differ_in_what_changes_the_numbers(tmp_path, kw, label):
+def test_never_averages_or_ranks_runs_of_another_protocol(tmp_path, kw, label):
     rows = three("resnet34", 0.80) + [{**r, "attempt": "20250101T000000000001"} for r in three("resnet34", 0.90, **kw)]
     result = build(tmp_path, rows)
     s = result.summary
@@ -41,20 +44,31 @@ def test_never_averages_runs_that_differ_in_what_changes_the_numbers(tmp_path, k
         assert list(s.model) == ["resnet34"] and s.n.iloc[0] == 3 and s.acc_mean.iloc[0] == pytest.approx(0.91)
         assert len(result.stale) == 3 and set(result.stale.final_accuracy.round(2)) == {0.80, 0.81, 0.82}
         return
-    assert len(s) == 2 and (s.n == 3).all(), s.model.tolist()
-    assert sorted(s.acc_mean.round(2)) == [0.81, 0.91]
-    assert label in s.model.iloc[0] and s.model.iloc[0].startswith("resnet34 [")
-    assert s.model.nunique() == 2
-    assert result.comparisons.n_pairs.iloc[0] == 3  # the two variants compared, paired by seed
+    # Two sections (one per protocol), each with one model: nothing ranked across them, no pairing between them.
+    assert s.section.nunique() == 2 and list(s.model) == ["resnet34", "resnet34"] and (s.n == 3).all()
+    assert sorted(s.acc_mean.round(2)) == [0.81, 0.91] and s["rank"].isna().all() and result.comparisons.empty
+    new = s[s.acc_mean.round(2) == 0.91].protocol_text.iloc[0]
+    assert label in new and new != s[s.acc_mean.round(2) == 0.81].protocol_text.iloc[0]
+    assert all(d.pick is None for d in result.decisions.values())
+    page = result.html.read_text()
+    assert page.count("<section><h2>digits") == 2 and html_escape(new) in page
+
+
+def test_architecture_only_settings_are_variants_ranked_together(tmp_path):
+    # activation / self-attention / which weights file are the architecture: same section, told apart by label
+    rows = three("xresnet50", 0.80, cfg=dict(activation="relu")) + three("xresnet50", 0.90, cfg=dict(activation="mish"))
+    s = build(tmp_path, rows).summary
+    assert s.section.nunique() == 1 and list(s.model) == ["xresnet50 [activation=mish]", "xresnet50 [activation=relu]"]
+    assert s["rank"].tolist() == [1, 2]
 
 
 def test_pools_what_does_not_change_the_numbers(tmp_path):
-    # GPU model name, worker count, results folder, experiment name, requested device and `pretrained` (when what
-    # was loaded is recorded) do not make a variant.
+    # Worker count, results folder, experiment name, the dataset as typed, requested device and `pretrained` (when
+    # what was loaded is recorded) do not make a variant. (The GPU model does: bench/identity.py's device class.)
     rows = [run_row("resnet34", 0, 0.80, device="cuda:NVIDIA H100", cfg=dict(num_workers=8, device="cuda")),
-            run_row("resnet34", 1, 0.82, device="cuda:NVIDIA A100", experiment="other",
-                    cfg=dict(results_dir="/elsewhere", on_bad_image="fail")),
-            run_row("resnet34", 2, 0.84, device="cuda", pretrained="true", cfg=dict(device="cuda:0"))]
+            run_row("resnet34", 1, 0.82, device="cuda:NVIDIA H100", experiment="other",
+                    cfg=dict(results_dir="/elsewhere", on_bad_image="fail", dataset="./digits/")),
+            run_row("resnet34", 2, 0.84, device="cuda:NVIDIA H100", pretrained="true", cfg=dict(device="cuda:0"))]
     s = build(tmp_path, rows).summary
     assert list(s.model) == ["resnet34"] and s.n.iloc[0] == 3
 
@@ -73,8 +87,9 @@ def test_stale_rows_from_an_older_dataset_version_or_split_are_apart(tmp_path):
     other_seed = three("resnet50", 0.70, split_seed=7, split_hash="sh7")
     current = three("resnet50", 0.90)
     result = build(tmp_path, old_data + old_split + other_seed + current)
-    s = result.summary.set_index("model")
-    assert sorted(s.index) == ["resnet50 [split_seed=101]", "resnet50 [split_seed=7]"]
+    s = result.summary.set_index("protocol_text")
+    words = "64 px (items 72 px), 1+2 epochs, random init, 100 % of digits, batch 64"
+    assert sorted(s.index) == [f"{words} (split_seed=101)", f"{words} (split_seed=7)"]
     assert s.n.tolist() == [3, 3] and sorted(s.acc_mean.round(2)) == [0.71, 0.91]
     why = result.stale.set_index("final_accuracy").stale
     assert why[0.50].startswith("older dataset version (fingerprint fp0, now fp-digits")
@@ -102,11 +117,16 @@ def article_file(tmp_path, monkeypatch):
     return path
 
 
+# The article's protocol: 10+10 epochs at its learning rates from ImageNet weights, a quarter of the images.
+ARTICLE = dict(head_epochs=10, ft_epochs=10, head_lr=0.01, ft_lr_min=1e-5, ft_lr_max=1e-4, pct_images=0.25,
+               weights_used="torchvision:IMAGENET1K_V1")
+
+
 def test_published_figures_only_beside_the_declared_article_dataset(tmp_path, article_file):
-    common = dict(img_size=224, batch_size=64)
+    common = dict(img_size=224, batch_size=64, **ARTICLE)
     rows = (three("resnet34", 0.6, dataset="plants", **common) + three("resnet34", 0.9, **common)
             + three("seresnet50", 0.6, dataset="plants", head="manual", **common)
-            + three("resnet50", 0.6, dataset="plants", img_size=224, batch_size=32))
+            + three("resnet50", 0.6, dataset="plants", **{**common, "batch_size": 32}))
     result = build(tmp_path, rows)
     s = result.summary.set_index(["dataset", "model"])
     assert s.loc[("plants", "resnet34"), "published_acc"] == pytest.approx(0.597)  # 224 px, fastai head, bs 64
@@ -115,9 +135,10 @@ def test_published_figures_only_beside_the_declared_article_dataset(tmp_path, ar
     assert np.isnan(s.loc[("plants", "resnet50"), "published_acc"])  # the article ran it at bs 64 only
     assert np.isnan(s.loc[("digits", "resnet34"), "published_acc"])  # same settings, not the article's data
     md = (tmp_path / "results" / "report" / "summary.md").read_text()
-    parts = dict(p.split("\n", 1) for p in md.split("\n## ")[1:])
-    assert "published %" in parts["plants"] and "| 59.7 |" in parts["plants"]
-    assert "published" not in parts["digits"]
+    parts = md.split("\n## ")[1:]  # one per (dataset, protocol): plants has three protocols here
+    plants, other = [p for p in parts if p.startswith("plants:")], [p for p in parts if p.startswith("digits:")]
+    assert len(plants) == 3 and all("published %" in p for p in plants) and any("| 59.7 |" in p for p in plants)
+    assert len(other) == 1 and "published" not in other[0]
     page = result.html.read_text()
     sections = dict(re.findall(r"<section><h2>(\w+)(.*?)</section>", page, re.S))
     assert "published %" in sections["plants"] and "the article's dataset" in sections["plants"]
@@ -132,5 +153,13 @@ def test_no_published_column_without_a_declared_article_dataset(tmp_path, monkey
 
 def test_old_head_name_matches_the_manual_head_run(tmp_path, article_file):
     # Results written before the rename called the hand-built head `custom`.
-    result = build(tmp_path, three("seresnet50", 0.6, dataset="plants", head="custom", img_size=224))
+    result = build(tmp_path, three("seresnet50", 0.6, dataset="plants", head="custom", img_size=224, **ARTICLE))
     assert result.summary.published_acc.iloc[0] == pytest.approx(0.6301)
+
+
+@pytest.mark.parametrize("change", [dict(ft_epochs=2), dict(head_epochs=1), dict(head_lr=3e-3), dict(ft_lr_max=1e-3),
+                                    dict(pct_images=1.0), dict(weights_used="random"), dict(batch_size=32)])
+def test_published_figures_only_beside_runs_of_the_article_protocol(tmp_path, article_file, change):
+    # issue 16: a 2-epoch run was shown beside the article's 10+10-epoch figure
+    rows = three("resnet34", 0.6, dataset="plants", **{"img_size": 224, "batch_size": 64, **ARTICLE, **change})
+    assert np.isnan(build(tmp_path, rows).summary.published_acc.iloc[0])

@@ -18,7 +18,8 @@ import pytest
 from conftest import make_image_folder
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--pretrained", "false", "--size", "32", "--bs", "8", "--pct", "1", "--head-epochs", "2", "--ft-epochs", "1"]
+TINY = ["--pretrained", "false", "--size", "32", "--item-size", "32", "--bs", "8", "--pct", "1", "--head-epochs", "2",
+        "--ft-epochs", "1"]
 
 
 def free_port() -> int:

@@ -13,10 +13,11 @@ from pathlib import Path
 import pandas as pd
 
 from .decision import Decision, decide
-from .html import gmacs_hints, html_page, html_section, markdown_table, slug
+from .groups import fill_commands, one_per_instance
+from .html import gmacs_hint, html_page, html_section, markdown_table, slug
 from .races import Race, load_races, race_html, race_markdown
 from .reference import add_published, article_datasets, load_reference
-from .stats import p_best_table, paired_comparisons
+from .stats import COMP_COLS, Ranking, pairwise, rank
 from .tables import ReportError, filter_runs, label_models, latest_attempts, load_curves, load_runs, read_csv, summarise
 
 
@@ -33,6 +34,25 @@ class ReportResult:
     notes: list[str] = field(default_factory=list)
 
 
+def output_name(**filters: str | None) -> str:
+    """`report`, or `report-<filter values>` for a filtered report, so `--experiment quick` does not overwrite the
+    whole report (nor another experiment's)."""
+    return "-".join(["report", *(slug(v) for v in filters.values() if v)])
+
+
+def _rankings(ok: pd.DataFrame) -> dict[str, Ranking]:
+    return {sec: rank(d) for sec, d in ok.groupby("section", sort=False)}
+
+
+def _fills(ok: pd.DataFrame, summary: pd.DataFrame, rankings: dict[str, Ranking], results_dir: Path) -> dict:
+    """(section, model) → commands that fill the instances it lacks."""
+    out = {}
+    for r in summary[summary.lacking.astype(bool)].itertuples():
+        rows = ok[(ok.section == r.section) & (ok.model == r.model)]
+        out[(r.section, r.model)] = fill_commands(rows, rankings[r.section].lacking(r.model), str(results_dir))
+    return out
+
+
 def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | None = None,
                  experiment: str | None = None, family: str | None = None) -> ReportResult:
     from . import plots  # matplotlib is slow to import; the CLI's other commands should not pay for it
@@ -43,13 +63,21 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
     runs = filter_runs(load_runs(results_dir, notes), dataset=dataset, experiment=experiment, family=family)
     runs = label_models(runs)
     ok, failed, retried, stopped = latest_attempts(runs[runs.stale == ""])
+    ok, repeats = one_per_instance(ok)
     stale = latest_attempts(runs[runs.stale != ""])[0]
-    comps = paired_comparisons(ok)
-    summary = summarise(ok, failed, comps, read_csv(results_dir / "speed.csv", notes), p_best_table(ok))
+    rankings = _rankings(ok)
+    comps = pd.concat([pairwise(d, d.dataset.iloc[0], sec) for sec, d in ok.groupby("section", sort=False)]
+                      or [pd.DataFrame(columns=COMP_COLS)], ignore_index=True)
+    summary = summarise(ok, failed, read_csv(results_dir / "speed.csv", notes), rankings)
     article = article_datasets()
     summary = add_published(summary, load_reference(), article)
+    fills = _fills(ok, summary, rankings, results_dir)
     curves = load_curves(results_dir, ok)
     races = load_races(results_dir, notes, experiment)
+    if len(repeats):
+        notes.append(f"{len(repeats)} result(s) repeat a (seed, fold) instance already recorded for the same model "
+                     "and protocol (a re-run, another spelling of the dataset, a sweep and a race): each instance "
+                     "counts once, its latest ok attempt; n counts instances.")
     if retried:
         notes.append(f"{retried} failed attempt(s) later succeeded on retry and are not counted as failures.")
     if stopped:
@@ -59,34 +87,45 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
         notes.append(f"{len(stale)} run(s) on a superseded dataset version or split are shown apart (stale) and not "
                      "averaged in.")
 
-    art = out_dir / "report"
+    name = output_name(experiment=experiment, dataset=dataset, family=family)
+    art = out_dir / name
     art.mkdir(parents=True, exist_ok=True)
     files = []
-    for name, frame in [("summary", summary), ("comparisons", comps), ("failed", failed),
-                        ("stale", stale.reindex(columns=["dataset", "model", "run_id", "seed", "fold",
-                                                         "final_accuracy", "timestamp", "stale"]))]:
-        frame.to_csv(art / f"{name}.csv", index=False)
-        files.append(art / f"{name}.csv")
+    for part, frame in [("summary", summary.drop(columns="config_json")), ("comparisons", comps),
+                        ("failed", failed), ("stale", stale.reindex(columns=[
+                            "dataset", "model", "run_id", "seed", "fold", "final_accuracy", "timestamp", "stale"]))]:
+        frame.to_csv(art / f"{part}.csv", index=False)
+        files.append(art / f"{part}.csv")
     sections, decisions, md = [], {}, ["# Benchmark report\n"] + [race_markdown(r) for r in races]
+    keys = list(dict.fromkeys(summary.section))
     for ds in dict.fromkeys([*summary.dataset, *stale.dataset]):
-        s, old, mine = summary[summary.dataset == ds], stale[stale.dataset == ds], ds in article
-        decisions[ds] = d = decide(s)
-        images = []
-        for key, (title, make) in plots.PLOTS.items():
-            fig = make(s, ok[ok.dataset == ds], curves[curves.dataset == ds])
-            if fig is not None:
-                png = art / f"{slug(ds)}_{key}.png"
-                plots.save(fig, png)
-                files.append(png)
-                images.append((title, png))
-        hints = "".join(f"GMACs missing: `{h}`\n" for h in gmacs_hints(s))
-        md += [f"## {ds}\n", d.sentence + "\n", markdown_table(s, mine), hints,
-               f"{len(old)} stale run(s) not averaged in.\n" if len(old) else ""]
-        md += [f"![{t}]({p.name})\n" for t, p in images]
-        sections.append(html_section(ds, s, d, comps[comps.dataset == ds], images, old, mine))
+        old, mine = stale[stale.dataset == ds], ds in article
+        secs = [k for k in keys if summary.dataset[summary.section == k].iloc[0] == ds]
+        for i, sec in enumerate(secs or [None]):
+            s = summary[summary.section == sec]
+            d = decide(s, {m: c for (k, m), c in fills.items() if k == sec}) if sec else Decision("No current runs.")
+            title = s.protocol_text.iloc[0] if len(s) else ""
+            decisions[ds if len(secs) < 2 else f"{ds} ({title})"] = d
+            images = []
+            for key, (what, make) in plots.PLOTS.items() if sec else []:
+                fig = make(s, ok[ok.section == sec], curves[curves.run_id.isin(ok.run_id[ok.section == sec])])
+                if fig is not None:
+                    tag = f"_{sec.rsplit(' · ', 1)[-1]}" if len(secs) > 1 else ""  # the protocol id
+                    png = art / f"{slug(ds)}{tag}_{key}.png"
+                    plots.save(fig, png)
+                    files.append(png)
+                    images.append((what, png))
+            hint = gmacs_hint(s)
+            todo = "".join(f"- `{c}`\n" for c in d.todo)
+            md += [f"## {ds}: {title}\n", d.sentence + "\n", todo, markdown_table(s, mine),
+                   f"GMACs missing: `{hint}`\n" if hint else "",
+                   f"{len(old)} stale run(s) not averaged in.\n" if len(old) and i == 0 else ""]
+            md += [f"![{t}]({p.name})\n" for t, p in images]
+            sections.append(html_section(ds, title, s, d, comps[comps.section == sec], images,
+                                         old if i == 0 else old.iloc[:0], mine))
     (art / "summary.md").write_text("\n".join(md + [f"_{n}_\n" for n in notes]), encoding="utf-8")
     files.append(art / "summary.md")
-    report = out_dir / "report.html"
+    report = out_dir / f"{name}.html"
     filters = ", ".join(f"{k}={v}" for k, v in dict(dataset=dataset, experiment=experiment, family=family).items() if v)
     race_part = ("<section><h2>Races</h2>" + "".join(race_html(r) for r in races) + "</section>") if races else ""
     report.write_text(html_page(sections, notes, filters, len(ok), len(failed), race_part,
@@ -102,14 +141,17 @@ def _run_cli(args: argparse.Namespace) -> int:
         return 2
     for race in result.races:
         print(race.summary())
-    for ds, d in result.decisions.items():
-        print(f"[{ds}] {d.sentence}")
-    print(f"wrote {result.html} (+ tables and plots in {result.html.parent / 'report'})")
+    for sec, d in result.decisions.items():
+        print(f"[{sec}] {d.sentence}")
+        for command in d.todo:
+            print(f"  fill: {command}")
+    print(f"wrote {result.html} (+ tables and plots in {result.html.with_suffix('')})")
     return 0
 
 
 def add_cli(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("report", help="aggregate results/ into tables, plots and results/report.html")
+    p = subparsers.add_parser("report", help="aggregate results/ into tables, plots and results/report.html "
+                       "(results/report-<filters>.html when filtered)")
     p.add_argument("--results-dir", type=Path, default=Path("results"), help="results directory (default: results)")
     p.add_argument("--out", type=Path, default=None, help="output directory (default: the results directory)")
     p.add_argument("--dataset", help="only this dataset")

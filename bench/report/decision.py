@@ -1,11 +1,13 @@
-"""The decision a dataset's results support, in one sentence a person can act on: the best model, or the set
-statistically tied with it and the cheapest of that set, with how sure that is."""
+"""The decision a section's results support, in sentences a person can act on: "Use X" only when X is best on
+paired evidence (every other ranked model worse beyond noise); otherwise the set tied with the best and the
+cheapest of it; and what to run when nothing can be decided yet."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..stats import ALPHA
 from .stats import MIN_PAIRS
 
 
@@ -13,8 +15,10 @@ from .stats import MIN_PAIRS
 class Decision:
     sentence: str
     tied: list[str] = field(default_factory=list)  # the best and every model within noise of it, best first
-    pick: str | None = None  # the one to use: the best, or the fastest of the tied set
-    untested: list[str] = field(default_factory=list)  # too few paired seeds to compare with the best
+    pick: str | None = None  # "use": the best on paired evidence, alone; None when it is not separated
+    cheapest: str | None = None  # the cheapest of the tied set (a tie's practical choice), None without a tie
+    untested: list[str] = field(default_factory=list)  # models not ranked: too few instances shared
+    todo: list[str] = field(default_factory=list)  # commands that fill missing instances
 
 
 def pct(v, sd=None) -> str:
@@ -27,6 +31,10 @@ def _pb(r) -> str:
     return f", P(best) {r.p_best:.2f}" if pd.notna(r.p_best) else ""
 
 
+def _bound(lo) -> str:
+    return "no bound from this few instances" if pd.isna(lo) or lo == -float("inf") else f"≥ {100 * lo:.1f} pp"
+
+
 def _cost(pick, ref) -> str:
     """How much cheaper `pick` is than `ref`, in the terms that differ: training time, then parameters."""
     parts = []
@@ -37,49 +45,61 @@ def _cost(pick, ref) -> str:
     return " and ".join(parts)
 
 
-def decide(s: pd.DataFrame) -> Decision:
-    """`s`: one dataset's summary, ranked (tables.summarise)."""
-    ranked = s[s.acc_mean.notna()]
-    if ranked.empty:
+def _missing(s: pd.DataFrame, fills: dict[str, list[str]]) -> tuple[str, list[str]]:
+    """The instances each model lacks, and the commands that fill them."""
+    gaps = s[s.lacking.astype(bool) & (s.n > 0)]
+    if gaps.empty:
+        return "", []
+    todo = list(dict.fromkeys(c for m in gaps.model for c in fills.get(m, [])))
+    text = "; ".join(f"{r.model} lacks {r.lacking}" for r in gaps.itertuples())
+    return f" Missing: {text}.", todo
+
+
+def decide(s: pd.DataFrame, fills: dict[str, list[str]] | None = None, alpha: float = ALPHA) -> Decision:
+    """`s`: one section's summary, ranked (tables.summarise); `fills`: model → commands filling what it lacks."""
+    done = s[s.n > 0]
+    missing, todo = _missing(s, fills or {})
+    if done.empty:
         return Decision("No finished runs yet.")
-    best = ranked.iloc[0]
-    if len(ranked) == 1:
-        return Decision(f"Only {best.model} has finished runs ({pct(best.acc_mean, best.acc_std)}, n={best.n}): "
-                        "run other architectures on the same seeds to compare.", [best.model], best.model)
-    tied = ranked[(ranked.noise == "best") | (ranked.noise == "within noise")]
-    untested = ranked[ranked.noise.str.startswith("needs")]
-    beyond = ranked[ranked.noise == "beyond noise"]
-    d = Decision("", tied.model.tolist(), best.model, untested.model.tolist())
-    if beyond.empty and len(tied) == 1:
-        r = ranked.iloc[1]
-        d.pick = None  # nothing is decided yet
-        d.sentence = (f"{best.model} leads ({pct(best.acc_mean, best.acc_std)}, n={best.n}) by "
-                      f"{100 * (best.acc_mean - r.acc_mean):.1f} pp over {r.model}, but too few paired seeds to tell "
-                      f"that from noise: run ≥{MIN_PAIRS} seeds of each (`seeds: [0, 1, 2]` in the experiment file) "
-                      "before choosing.")
+    if len(done) == 1:
+        only = done.iloc[0]
+        return Decision(f"Only {only.model} has finished runs under this protocol ({pct(only.acc_mean, only.acc_std)}, "
+                        f"n={only.n}): nothing to compare it with. Run other architectures on the same seeds and "
+                        "folds to choose.", [], None)
+    ranked = done[done["rank"].notna()]
+    untested = done[done.noise == "not ranked"].model.tolist()
+    if ranked.empty:
+        d = Decision(f"No two models share {MIN_PAIRS} (seed, fold) instances yet, so none is ranked: compare on the "
+                     f"same seeds and folds.{missing}", untested=untested, todo=todo)
         return d
+    best, k = ranked.iloc[0], len(ranked)
+    tied = ranked[ranked.noise.isin(["best", "within noise"])]
+    d = Decision("", tied.model.tolist(), untested=untested, todo=todo)
+    own = f"{pct(best.acc_mean, best.acc_std)} over its {best.n} (seed, fold) instances{_pb(best)}"
     if len(tied) == 1:
-        r = beyond.iloc[0]
-        d.sentence = (f"Use {best.model}: {pct(best.acc_mean, best.acc_std)} over {best.n} seeds/folds{_pb(best)}; "
-                      f"it beats every tested model beyond noise, the runner-up {r.model} by {100 * r.gap:.1f} pp "
-                      f"(95 % CI {100 * r.gap_lo:.1f} to {100 * r.gap_hi:.1f}).")
+        r = ranked.iloc[1]
+        d.pick = best.model
+        d.sentence = (f"Use {best.model}: best on paired evidence, {own}; every other ranked model is worse beyond "
+                      f"noise on the instances it shares with {best.model} (one-sided paired t-test, sd floored at one "
+                      f"validation image, Bonferroni, "
+                      f"α {alpha:g}), the runner-up {r.model} by {100 * r.gap:.1f} pp on {r.n_paired:.0f} shared "
+                      f"instances ({_bound(r.gap_lo)}).")
     else:
         # Tied on accuracy: the cheapest to train of the tied set is the better buy; fewer parameters break ties.
-        pick = tied.sort_values(["total_s", "params_m"], na_position="last", kind="stable").iloc[0]
-        d.pick = pick.model
-        others = ", ".join(m for m in d.tied if m != pick.model)
-        if pick.model == best.model:
-            d.sentence = (f"Use {best.model}: the most accurate ({pct(best.acc_mean, best.acc_std)}{_pb(best)}) and "
-                          f"also the cheapest of the models tied with it ({others}).")
-        else:
-            cost = _cost(pick, best)
-            ci = f", 95 % CI {100 * pick.gap_lo:.1f} to {100 * pick.gap_hi:.1f}" if pd.notna(pick.gap_lo) else ""
-            pb = (f"; P(best) {pick.p_best:.2f} vs {best.p_best:.2f}" if pd.notna(pick.p_best) and pd.notna(best.p_best)
-                  else "")
-            cost = f", and it {cost}" if cost else ""
-            d.sentence = (f"Use {pick.model}: within noise of the most accurate, {best.model} ({pct(pick.acc_mean)} vs "
-                          f"{pct(best.acc_mean)}, gap {100 * pick.gap:.1f} pp{ci}{pb}){cost}. "
-                          f"Tied set: {', '.join(d.tied)}.")
-    if d.untested:
-        d.sentence += f" Not yet comparable (fewer than {MIN_PAIRS} paired seeds): {', '.join(d.untested)}."
+        c = tied.sort_values(["total_s", "params_m"], na_position="last", kind="stable").iloc[0]
+        d.cheapest = c.model
+        who = "all ranked models are" if len(tied) == k else f"{', '.join(d.tied)} are"
+        n = int(tied.n_paired.iloc[1:].min())
+        why = f"; {n} shared instances: more seeds or folds narrow the gaps' intervals" if len(tied) > 1 else ""
+        cost = _cost(c, best)
+        behind = "" if c.model == best.model else \
+            f" ({100 * c.gap:.1f} pp behind on {c.n_paired:.0f} shared instances{', and it ' + cost if cost else ''})"
+        d.sentence = (f"No single best on paired evidence: {who} within noise of the leader {best.model} ({own}{why}). "
+                      f"The cheapest of the tied set is {c.model}{behind}.")
+        if len(tied) < k:
+            d.sentence += f" Worse beyond noise: {', '.join(ranked.model[~ranked.model.isin(d.tied)])}."
+    if untested:
+        d.sentence += (f" Not ranked (fewer than {MIN_PAIRS} instances shared with {best.model}): "
+                       f"{', '.join(untested)}.")
+    d.sentence += missing
     return d

@@ -34,19 +34,27 @@ def _best_epoch(r) -> tuple[str, float]:
 def _gap(r) -> tuple[str, float]:
     if pd.isna(r.gap):
         return "", np.nan
-    ci = f" [{100 * r.gap_lo:.2f}, {100 * r.gap_hi:.2f}]" if pd.notna(r.gap_lo) else ""
-    return f"{100 * r.gap:.2f}{ci}", float(r.gap)
+    bound = "no bound" if r.gap_lo == -np.inf else f"≥ {100 * r.gap_lo:.2f}"
+    return f"{100 * r.gap:.2f} ({bound})", float(r.gap)
+
+
+def _p(r) -> tuple[str, float]:
+    return ("", np.nan) if pd.isna(r.p_value) else (f"{r.p_value:.3g} (α {r.p_level:.3g})", float(r.p_value))
 
 
 # (header, row -> (text, sort value), shown only beside the article's data); the HTML sorts on the value.
 COLUMNS = [
     ("model", lambda r: (r.model, r.model), False),
     ("family", lambda r: (r.family, r.family), False),
+    ("rank", lambda r: _num(r.rank, "{:.0f}"), False),
+    ("paired mean %", lambda r: _num(100 * r.acc_paired), False),
     ("accuracy %", lambda r: (fmt_pm(r.acc_mean, r.acc_std), r.acc_mean), False),
     ("n", lambda r: (str(r.n), r.n), False),
     ("P(best)", lambda r: _num(r.p_best), False),
-    ("gap, pp [95 % CI]", _gap, False),
+    ("gap to best, pp (lower bound)", _gap, False),
+    ("p (level)", _p, False),
     ("noise", lambda r: (r.noise, r.noise), False),
+    ("lacks", lambda r: (r.lacking, r.lacking), False),
     ("top-k %", lambda r: (fmt_pm(r.topk_mean, r.topk_std)
                            + (f" (k={r.top_k:.0f})" if pd.notna(r.top_k) and pd.notna(r.topk_mean) else ""),
                            r.topk_mean), False),
@@ -59,6 +67,8 @@ COLUMNS = [
     ("published top-5 %", lambda r: _num(100 * r.published_top_k, "{:.1f}"), True),
     ("status", lambda r: (r.status + (f": {r.error}" if isinstance(r.error, str) else ""), r.status), False),
 ]
+# Columns whose text may be long (a weights file path in a label, an error): cut with an ellipsis, whole on hover.
+CLIPPED = {"model", "lacks", "status"}
 
 
 def _columns(article: bool):
@@ -78,34 +88,41 @@ def html_table(s: pd.DataFrame, article: bool = False) -> str:
     body = []
     for r in s.itertuples():
         tds = []
-        for _, fn in cols:
+        for h, fn in cols:
             text, value = fn(r)
             key = "" if value is None or (isinstance(value, float) and np.isnan(value)) else value
-            tds.append(f'<td data-v="{html.escape(str(key))}">{html.escape(text)}</td>')
-        cls = html.escape(r.noise.split()[0] if r.noise else r.status.split()[0])
+            clip = f' class=clip title="{html.escape(text)}"' if h in CLIPPED and text else ""
+            tds.append(f'<td data-v="{html.escape(str(key))}"{clip}>{html.escape(text)}</td>')
+        cls = html.escape(r.noise.split()[0] if r.noise else str(r.status).split()[0])
         body.append(f'<tr class="{cls}">{"".join(tds)}</tr>')
     return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
-def gmacs_hints(s: pd.DataFrame) -> list[str]:
-    """The exact command that fills each missing GMACs cell."""
+def gmacs_hint(s: pd.DataFrame) -> str:
+    """One command line that fills every missing GMACs cell (`bench speed` measures one arch at a time)."""
     miss = s[s.gmacs.isna() & s.img_size.notna()].drop_duplicates(["arch", "img_size"])
-    return [f"make speed ARCH={r.arch} SIZE={r.img_size:.0f}" for r in miss.itertuples()]
+    loops = [f"for a in {' '.join(sorted(d.arch))}; do make speed ARCH=$a SIZE={size:.0f}; done" if len(d) > 1 else
+             f"make speed ARCH={d.arch.iloc[0]} SIZE={size:.0f}" for size, d in miss.groupby("img_size")]
+    return " && ".join(loops)
 
 
 def decision_html(d: Decision, s: pd.DataFrame) -> str:
-    """The recommendation: one sentence, then the tied set (or the best) with P(best), accuracy, time and size."""
+    """The recommendation: its sentences, the commands that fill what is missing, then the tied set (or the best)
+    with P(best), accuracy, time and size."""
     rows = s[s.model.isin(d.tied)]
+    mark = {d.pick: " ← use", d.cheapest: " ← cheapest of the tie"}
     cells = "".join(
-        f"<tr{' class=pick' if r.model == d.pick else ''}><td>{html.escape(r.model)}"
-        f"{' ← use' if r.model == d.pick else ''}</td><td>{pct(r.acc_mean, r.acc_std)} (n={r.n})</td>"
+        f"<tr{' class=pick' if r.model in (d.pick, d.cheapest) else ''}>"
+        f"<td class=clip title=\"{html.escape(r.model)}\">"
+        f"{html.escape(r.model)}{mark.get(r.model, '')}</td><td>{pct(r.acc_paired)} (paired, n={r.n_paired:.0f})</td>"
         f"<td>{'' if pd.isna(r.p_best) else f'{r.p_best:.2f}'}</td><td>{_num(r.total_s, '{:.0f}')[0]}</td>"
         f"<td>{_num(r.params_m, '{:.1f}')[0]}</td><td>{_num(r.gmacs)[0]}</td></tr>" for r in rows.itertuples())
-    title = ("Leader (not yet tested)" if d.pick is None else "Recommendation" if len(d.tied) < 2
-             else f"Tied for best ({len(d.tied)} models)")
+    title = "Best on paired evidence" if d.pick else f"Tied for best ({len(d.tied)} models)"
     table = (f"<table class=tied><thead><tr><th>{title}</th><th>accuracy</th><th>P(best)</th><th>train time (s)</th>"
              f"<th>params (M)</th><th>GMACs</th></tr></thead><tbody>{cells}</tbody></table>" if len(rows) else "")
-    return f"<div class=decision><p class=decision-text>{html.escape(d.sentence)}</p>{table}</div>"
+    todo = ("<p class=hint>To fill the missing instances: " + "; ".join(f"<code>{html.escape(c)}</code>"
+                                                                         for c in d.todo) + "</p>") if d.todo else ""
+    return f"<div class=decision><p class=decision-text>{html.escape(d.sentence)}</p>{todo}{table}</div>"
 
 
 def slug(name: str) -> str:
@@ -121,22 +138,24 @@ def stale_html(stale: pd.DataFrame) -> str:
             "shown apart, not averaged in</summary>" + t.to_html(index=False, border=0, na_rep="") + "</details>")
 
 
-def html_section(ds: str, s: pd.DataFrame, d: Decision, comps: pd.DataFrame, images, stale: pd.DataFrame,
-                 article: bool) -> str:
+def html_section(ds: str, title: str, s: pd.DataFrame, d: Decision, comps: pd.DataFrame, images,
+                 stale: pd.DataFrame, article: bool) -> str:
     pairs = ""
     if len(comps):
-        c = comps.assign(diff=100 * comps["diff"], ci_lo=100 * comps.ci_lo, ci_hi=100 * comps.ci_hi)
-        pairs = ("<details><summary>All pairwise comparisons (a − b, accuracy pp, paired by seed/fold; an interval "
-                 f"needs ≥{MIN_PAIRS} pairs)</summary>"
-                 + c.drop(columns="dataset").to_html(index=False, float_format="{:.2f}".format, border=0, na_rep="")
+        c = comps.assign(diff=100 * comps["diff"], lower95=100 * comps.lower95)
+        pairs = ("<details><summary>All pairwise comparisons (a − b in pp on the instances both ran; one-sided "
+                 "paired t-test, sd floored at one validation image, unadjusted: descriptive only, the tie set above "
+                 "is Bonferroni-corrected)</summary>"
+                 + c.drop(columns=["dataset", "section"]).to_html(index=False, float_format="{:.3g}".format, border=0,
+                                                                  na_rep="")
                  + "</details>")
-    hints = gmacs_hints(s)
-    hint = ("<p class=hint>GMACs missing; to measure them: " + "; ".join(f"<code>{html.escape(h)}</code>"
-                                                                      for h in hints) + "</p>") if hints else ""
+    hints = gmacs_hint(s)
+    hint = f"<p class=hint>GMACs missing; to measure them: <code>{html.escape(hints)}</code></p>" if hints else ""
     imgs = "".join(f'<figure><img alt="{html.escape(t)}" src="data:image/png;base64,'
                    f'{base64.b64encode(p.read_bytes()).decode()}"></figure>' for t, p in images)
     tag = " <span class=tag>the article's dataset</span>" if article else ""
-    return (f"<section><h2>{html.escape(str(ds))}{tag}</h2>{decision_html(d, s)}"
+    head = f"<p class=protocol>{html.escape(title)}</p>" if title else ""
+    return (f"<section><h2>{html.escape(str(ds))}{tag}</h2>{head}{decision_html(d, s)}"
             f"{html_table(s, article)}{hint}{pairs}{stale_html(stale)}<div class=plots>{imgs}</div></section>")
 
 
@@ -152,7 +171,8 @@ SORT_JS = """document.querySelectorAll('table.sortable th').forEach((th, i) => t
 CSS = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1500px}
 table{border-collapse:collapse;font-size:13px}
 th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left}th{background:#f3f3f3}
-table.sortable td{white-space:nowrap}table.sortable td:last-child{white-space:normal;max-width:28em}
+table.sortable td{white-space:nowrap}
+td.clip{max-width:22em;overflow:hidden;text-overflow:ellipsis}.protocol{font-size:15px;color:#444;margin-top:-6px}
 table.sortable th{cursor:pointer}th[data-dir=asc]::after{content:" ▲"}th[data-dir=desc]::after{content:" ▼"}
 tr.best{background:#e6f4e6;font-weight:600}tr.within{background:#f6f9e8}tr.failed{color:#a00}tr.needs{color:#555}
 .decision{border-left:5px solid #2a7a2a;background:#f4faf4;padding:8px 14px;margin:10px 0 14px}
@@ -168,13 +188,18 @@ def html_page(sections, notes, filters, n_ok, n_failed, races: str = "", article
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     meta = f"{n_ok} finished run(s), {n_failed} failed" + (f"; filters: {filters}" if filters else "")
     note = "".join(f"<p><em>{html.escape(n)}</em></p>" for n in notes)
-    published = (" Published: the article's figure for the same arch, head, layer groups, image size and batch "
-                 "size, shown only beside the article's own dataset." if article else "")
+    published = (" Published: the article's figure for the same arch, head, layer groups, image size, batch size, "
+                 "subsample, epochs, learning rates and ImageNet weights, shown only beside the article's own dataset."
+                 if article else "")
     return (f"<!doctype html><html><head><meta charset=utf-8><title>Benchmark report</title><style>{CSS}</style>"
-            f"</head><body><h1>Benchmark report</h1><p>{html.escape(meta)} — generated {when}. Accuracy: mean ± sd "
-            "over seeds/folds of runs with identical settings (anything else is a separate row). P(best): how often "
-            "the model has the best mean when the seeds/folds are resampled (paired bootstrap). Gap to best: paired "
-            f"by seed/fold, with a 95 % t interval from {MIN_PAIRS} pairs on; <b>within noise</b> means that "
-            f"interval contains 0. With 3–4 seeds P(best) is coarse and the interval wide: the tie is judged by "
-            f"the interval.{published} Click a column header to sort.</p>"
+            f"</head><body><h1>Benchmark report</h1><p>{html.escape(meta)} — generated {when}. One section per "
+            "dataset and protocol: models are ranked only against runs that differ in the architecture alone. "
+            "Accuracy: mean ± sd over a model's (seed, fold) instances, each counted once. Rank, paired mean, P(best) "
+            f"and gaps use only the instances every ranked model shares (at least {MIN_PAIRS}); a model sharing "
+            "fewer is listed as not ranked, with what it lacks. Gap to best: best − model, with the lower bound of "
+            "a one-sided paired t-test whose sd is floored at one validation image (a constant one-image gap is "
+            "not certainty), at α / (number of models compared with the best) since the best was picked from the "
+            "data; <b>beyond noise</b> exactly when that test rejects (the bound is above 0); the race uses the same "
+            "test (bench/stats.py). P(best): how often the model has the best mean when the shared instances are resampled "
+            f"(paired bootstrap).{published} Click a column header to sort.</p>"
             f"{note}{races}{''.join(sections)}<script>{SORT_JS}</script></body></html>")

@@ -3,14 +3,23 @@ notebooks) and the datasets they may be shown beside: only those declared `artic
 experiments/datasets.yaml. Its figures describe its plant images; beside any other data they would mislead."""
 from __future__ import annotations
 
+import dataclasses
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-# What a run must share with an article row for the figure to be the same experiment (issue 10).
-MATCH = ["arch", "head", "layer_groups", "img_size", "batch_size"]
+from ..config import RunConfig
+from ..identity import weights_kind
+
+# What a run must share with an article row for the figure to be the same experiment (issues 10, 16): the settings
+# the article's rows vary, read from each row ...
+MATCH = ["arch", "head", "layer_groups", "img_size", "batch_size", "pct_images"]
+# ... and those every article run shared: its protocol (the `blog` profile = RunConfig's defaults) and ImageNet
+# weights. A 2-epoch run, or one from random init, is not the experiment the figure measured.
+PROTOCOL = ["head_epochs", "ft_epochs", "head_lr", "ft_lr_min", "ft_lr_max"]
+ARTICLE = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.name in PROTOCOL}
 # Head names of older results: the hand-built head was called `custom`; the article calls it the manual head.
 HEAD_ALIASES = {"custom": "manual"}
 
@@ -40,13 +49,25 @@ def _key(v) -> str:
     return HEAD_ALIASES.get(s, s)
 
 
+def _same(a, b) -> bool:
+    try:
+        return bool(np.isclose(float(a), float(b), rtol=1e-9, atol=0))
+    except (TypeError, ValueError):
+        return False
+
+
 def published(row, ref: pd.DataFrame) -> tuple[float, float]:
-    """The article's (accuracy, top-k) for exactly this arch, head, layer groups, image size and batch size."""
+    """The article's (accuracy, top-k) for exactly this arch, head, layer groups, image size, batch size and
+    subsample, when the row also ran the article's epochs and learning rates from ImageNet weights."""
     if ref.empty or not set(MATCH) <= set(ref.columns):
+        return np.nan, np.nan
+    if weights_kind(str(row.get("weights_used") or "")) != "imagenet" or \
+            not all(_same(row.get(k), v) for k, v in ARTICLE.items()):
         return np.nan, np.nan
     same = np.ones(len(ref), bool)
     for col in MATCH:
-        same &= ref[col].map(_key).to_numpy() == _key(row[col])
+        same &= ref[col].map(_key).to_numpy() == _key(row[col]) if col != "pct_images" else \
+            np.array([_same(v, row[col]) for v in ref[col]])
     hit = ref[same]
     if len(hit) != 1:
         return np.nan, np.nan

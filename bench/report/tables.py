@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .identity import fill_from_finished, from_keys, identities, identity_keys, mark_stale, variant_labels
-from .stats import MIN_PAIRS
+from .groups import label_sections
+from .identity import fill_from_finished, from_keys, identities, identity_keys, mark_stale
+from .stats import Ranking
 
-NUMERIC = ["img_size", "batch_size", "pct_images", "head_epochs", "ft_epochs", "top_k", "params_total", "params_1k",
+NUMERIC = ["img_size", "batch_size", "pct_images", "head_epochs", "ft_epochs", "head_lr", "ft_lr_min", "ft_lr_max",
+           "top_k", "params_total", "params_1k",
            "final_accuracy", "best_accuracy", "best_epoch", "final_top_k", "final_valid_loss",
            "phase1_seconds", "phase2_seconds", "total_seconds"]
 TEXT = ["run_id", "attempt", "timestamp", "status", "error", "experiment", "arch", "family", "source", "head",
@@ -79,15 +81,16 @@ def load_runs(results_dir: Path, notes: list[str] | None = None) -> pd.DataFrame
 
 
 def label_models(runs: pd.DataFrame) -> pd.DataFrame:
-    """`model`: the arch plus the settings that tell its variants apart (see `identity`). Labels are made within the
-    rows being reported (after filters), separately for current, stale and interrupted rows, so a variant that is
-    not on the page does not lengthen the labels that are."""
-    runs = runs.assign(model="")
+    """Sections and `model` labels (groups.label_sections), made within the rows being reported (after filters),
+    separately for current, stale and interrupted rows, so a variant that is not on the page does not lengthen the
+    labels that are."""
+    runs = runs.assign(model="", protocol="", section="", protocol_text="")
     groups = [runs.stale != "", (runs.stale == "") & (runs.status == "interrupted"),
               (runs.stale == "") & (runs.status != "interrupted")]
     for mask in groups:
         if mask.any():
-            runs.loc[mask, "model"] = variant_labels(runs[mask], from_keys(runs.identity[mask]))
+            labelled = label_sections(runs[mask], from_keys(runs.identity[mask]))
+            runs.loc[mask, labelled.columns] = labelled
     return runs
 
 
@@ -150,18 +153,21 @@ def _lower_median(x: pd.Series) -> float:
     return float(x.iloc[(len(x) - 1) // 2]) if len(x) else np.nan
 
 
-def summarise(ok: pd.DataFrame, failed: pd.DataFrame, comps: pd.DataFrame, speed: pd.DataFrame,
-              pbest: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dataset, model): mean ± sd over seeds/folds, n, time, size, GMACs, best epoch, P(best), the gap
-    to the best with its noise mark, failures; ranked by mean accuracy, failed-only models last."""
+def summarise(ok: pd.DataFrame, failed: pd.DataFrame, speed: pd.DataFrame,
+              rankings: dict[str, Ranking]) -> pd.DataFrame:
+    """One row per (section, model): mean ± sd over its instances, n, time, size, GMACs, best epoch, failures; the
+    ranked models first (rank, paired mean, P(best), gap to the best with its lower bound, noise mark: all on the
+    instances they share), then the models not ranked (with the instances they lack), failed-only models last."""
+    keys = ["dataset", "section", "protocol_text", "model"]
     first = {c: (c, "first") for c in ["arch", "family", "source", "head", "layer_groups", "img_size", "batch_size",
-                                       "params_m", "top_k"]}
-    s = ok.groupby(["dataset", "model"], sort=False).agg(
+                                       "pct_images", "head_epochs", "ft_epochs", "head_lr", "ft_lr_min", "ft_lr_max",
+                                       "weights_used", "params_m", "top_k", "config_json"]}
+    s = ok.groupby(keys, sort=False).agg(
         **first, n=("final_accuracy", "count"), acc_mean=("final_accuracy", "mean"), acc_std=("final_accuracy", "std"),
         topk_mean=("final_top_k", "mean"), topk_std=("final_top_k", "std"),
         total_s=("total_seconds", "mean"), epoch_s=("epoch_s", "mean"), best_epoch=("best_epoch", _lower_median),
         best_epoch_min=("best_epoch", "min"), best_epoch_max=("best_epoch", "max"))
-    f = failed.groupby(["dataset", "model"], sort=False).agg(
+    f = failed.groupby(keys, sort=False).agg(
         **{k: v for k, v in first.items() if k != "top_k"}, n_failed=("run_id", "size"), error=("error", "last"))
     s = s.combine_first(f).reset_index() if len(f) else s.reset_index().assign(n_failed=0, error=np.nan)
     s["n"] = s.n.fillna(0).astype(int)
@@ -169,32 +175,40 @@ def summarise(ok: pd.DataFrame, failed: pd.DataFrame, comps: pd.DataFrame, speed
     s["status"] = np.where(s.n == 0, "failed", np.where(s.n_failed > 0, s.n_failed.astype(str) + " failed", "ok"))
     gm = gmacs_lookup(speed)
     s["gmacs"] = [gm.get((a, i), np.nan) for a, i in zip(s.arch, s.img_size)]
-    s = s.merge(pbest, on=["dataset", "model"], how="left") if len(pbest) else s.assign(p_best=np.nan, p_best_n=0)
-    s = s.sort_values(["dataset", "acc_mean"], ascending=[True, False], na_position="last", kind="stable")
-    parts = [_versus_best(d, comps) for _, d in s.groupby("dataset", sort=False)]
-    return pd.concat(parts, ignore_index=True) if parts else _versus_best(s, comps)
+    parts = [_ranked(d, rankings.get(sec)) for sec, d in s.groupby("section", sort=False)]
+    cols = [*s.columns, *RANK_COLS]
+    return pd.concat(parts, ignore_index=True)[cols] if parts else s.reindex(columns=cols)
 
 
-def _versus_best(s: pd.DataFrame, comps: pd.DataFrame) -> pd.DataFrame:
-    """Gap to the best model with its 95 % interval, and a noise mark: best / within noise / beyond noise, or how
-    many paired seeds are missing to tell."""
-    s = s.copy()
-    s["gap"] = s["gap_lo"] = s["gap_hi"] = s["gap_n"] = np.nan
-    s["noise"] = ""
-    if s.acc_mean.notna().any():
-        best = s.model.iloc[0]
-        s.loc[s.index[0], "noise"] = "best"
-        c = comps[(comps.dataset == s.dataset.iloc[0]) & (comps.a == best)].set_index("b")
-        for i, m in zip(s.index[1:], s.model.iloc[1:]):
-            if pd.isna(s.loc[i, "acc_mean"]):
-                continue
-            n = int(c.loc[m, "n_pairs"]) if m in c.index else 0
-            if n >= MIN_PAIRS:
-                gap = c.loc[m, ["diff", "ci_lo", "ci_hi", "n_pairs"]].to_numpy(float)
-                s.loc[i, ["gap", "gap_lo", "gap_hi", "gap_n"]] = gap
-                s.loc[i, "noise"] = "within noise" if c.loc[m, "within_noise"] else "beyond noise"
-            else:
-                s.loc[i, "gap"] = s.loc[s.index[0], "acc_mean"] - s.loc[i, "acc_mean"]
-                s.loc[i, "gap_n"] = n
-                s.loc[i, "noise"] = f"needs ≥{MIN_PAIRS} seeds (paired: {n})"
-    return s
+RANK_COLS = ["rank", "n_paired", "acc_paired", "p_best", "gap", "gap_lo", "p_value", "p_level", "noise", "lacking"]
+
+
+def _instances(items) -> str:
+    return "; ".join(f"seed {s} fold {f}" for s, _, f in items)
+
+
+def _ranked(s: pd.DataFrame, r: Ranking | None) -> pd.DataFrame:
+    """Ranking columns for one section's rows, in the ranking's order."""
+    s = s.assign(**{c: np.nan for c in RANK_COLS}).astype({"noise": object, "lacking": object})
+    s["noise"] = s["lacking"] = ""
+    if r is None or r.wide.empty:
+        return s
+    s = s.set_index("model", drop=False)
+    for m in s.index:
+        if m in r.wide.columns:
+            s.at[m, "lacking"] = _instances(r.lacking(m))
+    if r.versus is not None:
+        v = r.versus
+        s.loc[r.models, "rank"] = range(1, len(r.models) + 1)
+        s.loc[r.models, "n_paired"] = [len(r.shared[m]) for m in r.models]
+        s.loc[r.models, "acc_paired"] = [r.wide.loc[r.shared[m], m].mean() for m in r.models]
+        s.loc[r.models, "p_best"] = r.p_best[r.models].to_numpy()
+        s.at[v.best, "noise"] = "best"
+        for m in r.models[1:]:
+            s.loc[m, ["gap", "gap_lo", "p_value", "p_level"]] = [v.gap[m], v.lower[m], v.p[m], v.level[m]]
+            s.at[m, "noise"] = "within noise" if m in v.tied else "beyond noise"
+    unranked = [m for m in s.index if m not in r.models and s.at[m, "n"] > 0]
+    for m in unranked:
+        s.at[m, "noise"] = "not ranked"
+    order = r.models + sorted(unranked, key=lambda m: -s.at[m, "acc_mean"])
+    return pd.concat([s.loc[order], s.drop(index=order)]).reset_index(drop=True)

@@ -9,8 +9,7 @@ import time
 
 from ..config import ConfigError
 from .executors import execute
-from .plan import label, plan
-from .pool import THREADS_PER_RUN, thread_policy
+from .plan import THREADS_PER_RUN, label, plan
 
 
 def _parse_sets(items: list[str]) -> dict[str, str]:
@@ -42,16 +41,12 @@ def _overrides(ns: argparse.Namespace) -> dict:
     return {**_parse_sets(ns.set), **({"track": ns.track} if ns.track else {})}
 
 
-def with_threads(exp, kw: dict):
-    """A run's CPU thread count is part of its identity, so it is fixed here, before planning (`thread_policy`)."""
-    import dataclasses
-    return dataclasses.replace(exp, configs=thread_policy(exp.configs, kw.get("cpus_per_task")))
-
-
 def _check_executor(ns: argparse.Namespace, configs) -> None:
     if ns.executor == "ray":
         from .executors import check_ray_tracking
+        from .raycluster import preflight
         check_ray_tracking(configs)
+        preflight(ns.address)  # an address where nothing listens, or no token: one line before anything is written
 
 
 def cmd_sweep(ns: argparse.Namespace) -> int:
@@ -60,10 +55,9 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
     kw = _executor_kw(ns)
     if ns.json and not ns.dry_run:
         raise ConfigError("--json applies to --dry-run only (a sweep's results are in runs.csv)")
-    exp = with_threads(load_experiment(ns.file, dataset=ns.dataset, results_dir=ns.results_dir,
-                                       overrides=_overrides(ns)), kw)
+    exp = load_experiment(ns.file, dataset=ns.dataset, results_dir=ns.results_dir, overrides=_overrides(ns))
     _check_executor(ns, exp.configs)
-    p = plan(exp.configs, exp.name, skip_failed=ns.skip_failed, write=not ns.dry_run)
+    p = plan(exp.configs, exp.name, skip_failed=ns.skip_failed, write=not ns.dry_run, threads=kw.get("cpus_per_task"))
     index = index_path(ns.results_dir)
     print(f"bench: sweep {p.name}: {p.total} runs on {exp.configs[0].dataset}: {len(p.done)} already done, "
           f"{len(p.jobs)} to run" + (f" ({len(p.failed)} failed before)" if p.failed else "") + f" -> {index}",
@@ -93,7 +87,6 @@ def cmd_race(ns: argparse.Namespace) -> int:
     check_settings(ns.min_instances, ns.alpha, ns.test, ns.budget)
     exp = load_experiment(ns.file, dataset=ns.dataset, results_dir=ns.results_dir, overrides=_overrides(ns),
                           seeds=_parse_ints(ns.seeds, "--seeds"), folds=_parse_folds(ns.folds), all_folds=True)
-    exp = with_threads(exp, kw)
     _check_executor(ns, exp.configs)
     log = log_path(ns.results_dir, exp.name)
     print(f"bench: race {exp.name}: {len(exp.labels)} candidates x {len(exp.instances)} instances (seed, fold) = "

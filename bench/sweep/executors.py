@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import ConfigError
-from .pool import THREADS_PER_RUN, Pool, default_slots, job_threads, shared_pool
+from .plan import THREADS_PER_RUN, label, run_seconds
+from .pool import Pool, default_slots, job_threads, shared_pool
 from .worker import EXIT_BUSY, EXIT_DONE, EXIT_OK, claim, is_done, record_failure, rows_for
 
 Outcome = dict  # run_id, status (ok | failed | done | busy), error, row (the index row when one was written), seconds,
@@ -52,7 +53,7 @@ def local_outcome(job: dict, code: int | None, before: int, t0: float) -> Outcom
 
 
 def run_local(jobs: list[dict], report: Callable[[Outcome], None], workers: int | None = None) -> None:
-    """`workers` runs at once (default: one per core / the runs' torch threads, `thread_policy`). A
+    """`workers` runs at once (default: one per core / the runs' torch threads, `plan.with_threads`). A
     run claimed by a concurrent sweep is put off to the end, then waited for, so two sweeps on one results
     directory share the work instead of queueing behind each other. Ctrl-C: the runs record themselves as
     interrupted and are reported; nothing new starts."""
@@ -138,11 +139,8 @@ def run_ray(jobs: list[dict], report: Callable[[Outcome], None], address: str | 
     from .pool import job_env
     started = not ray.is_initialized()
     if started:
-        # log_to_driver=False: each run's outcome comes back as its return value and is printed as one line;
-        # forwarding the workers' own output only added empty lines. Worker output stays in Ray's session logs
-        # (/tmp/ray/session_latest/logs), and every failure's error is in its row.
-        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        from .raycluster import connect
+        connect(address, workers)  # a failed connection to a cluster: one ConfigError line with the fix
     pending: dict = {}
     try:
         res = ray.cluster_resources()
@@ -211,7 +209,6 @@ def execute(p, executor: str = "local", **executor_kw) -> dict[str, int]:
     """Run a plan's jobs with a progress bar (runs done / total, failures, ETA); returns counts by outcome."""
     import sys
     from tqdm.auto import tqdm
-    from .plan import label
     labels = {j["run_id"]: label(j) for j in p.jobs}
     counts = {"ok": 0, "failed": 0, "done": 0, "interrupted": 0}
     # disable=None: no bar when stderr is a file or pipe (tqdm would redraw it into the log); the lines stay
@@ -226,8 +223,8 @@ def execute(p, executor: str = "local", **executor_kw) -> dict[str, int]:
             acc = out["row"].get("final_accuracy")
             acc_s = f"accuracy {float(acc):.4f}" if acc not in (None, "") else "no epochs"
             weights = out["row"].get("weights_used") or "?"  # the workers' own warnings are not shown
-            cpu = f" (CPU {out['cpu_seconds']:.0f} s)" if out.get("cpu_seconds") else ""
-            bar.write(f"bench: ok     {name}: {acc_s}, {out['seconds']:.0f} s{cpu}, weights {weights}")
+            cpu = f", CPU {out['cpu_seconds']:.0f} s" if out.get("cpu_seconds") else ""
+            bar.write(f"bench: ok     {name}: {acc_s}, {run_seconds(out)}{cpu}, weights {weights}")
         elif out["status"] == "failed":
             bar.write(f"bench: FAILED {name}: {out['error']}")
         elif out["status"] == "interrupted":

@@ -33,8 +33,19 @@ def satisfied(rows: list[dict], cfg: RunConfig | None = None) -> bool:
     return any(r.get("status") == "ok" for r in rows)
 
 
+# The thread policy of sweeps and races: one torch thread per run (as many runs at once as cores), whatever the
+# executor, so a sweep and a race of one file make the same runs; the CPU thread count is part of a run's identity.
+THREADS_PER_RUN = 1
+
+
+def with_threads(cfg: RunConfig, threads: int | None = None) -> RunConfig:
+    """`cfg` with its thread count fixed before planning: `threads` (a Ray task's --cpus-per-task) or the policy;
+    a `threads` set in the experiment file or by --set wins."""
+    return cfg if cfg.threads else cfg.replace(threads=threads or THREADS_PER_RUN)
+
+
 def plan(configs: list[RunConfig] | tuple[RunConfig, ...], name: str = "", skip_failed: bool = False,
-         write: bool = True) -> Plan:
+         write: bool = True, threads: int | None = None) -> Plan:
     """Resolve every config through the same prepare step as `bench run` (one Resolver: each dataset and split is
     loaded once), then sort runs into done, failed before, and to run. Interrupted runs (Ctrl-C) are re-run whatever
     `skip_failed` says. `write=False`
@@ -46,6 +57,7 @@ def plan(configs: list[RunConfig] | tuple[RunConfig, ...], name: str = "", skip_
     resolver, index, seen = Resolver(write=write), {}, set()
     p = Plan(name, [], [], [], 0)
     for cfg in configs:
+        cfg = with_threads(cfg, threads)
         prep = resolver.prepare(cfg)
         p.ids.append(prep.run_id)
         if prep.run_id in seen:  # the file lists the same run twice (e.g. an override equal to the default)
@@ -83,3 +95,11 @@ def _status(rows: list[dict], cfg: RunConfig) -> tuple[str, str]:
 def label(job_or_cfg: dict) -> str:
     c = job_or_cfg["config"]
     return f"{c['arch']} seed {c['seed']} fold {c['fold']}"
+
+
+def run_seconds(out: dict) -> str:
+    """What the per-run line's seconds count: training (the row's total_seconds, as the report shows it), then the
+    whole worker (process start, imports, data, model building, tracker) around it."""
+    train = (out.get("row") or {}).get("total_seconds")
+    whole = f"{out['seconds']:.0f} s in all with the worker's start-up"
+    return f"training {float(train):.0f} s ({whole})" if train not in (None, "") else whole

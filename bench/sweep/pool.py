@@ -1,5 +1,5 @@
 """The worker pool: one long-lived server process (`bench.sweep.forkserver`) that imported the libraries once and
-forks a fresh child per run, and the thread policy that decides how many runs share this machine's cores.
+forks a fresh child per run; as many runs at once as the runs' torch threads fit in this machine's cores.
 
 `Pool` is the parent's side: `submit` a job under a key, `finished` reports (key, exit code) as children end. A
 server that dies (it never trains, but it can be killed) is started again by the next `submit`; the runs it had in
@@ -19,22 +19,9 @@ import sys
 # onto a command line.
 _FORWARD_ENV = ("HF_HUB_OFFLINE", "HF_HOME", "TORCH_HOME")
 
-# The thread policy (CPU): every run of a sweep or a race gets this many torch threads, and a local pool runs as
-# many runs at once as the cores allow, so a sweep and a race of one file run the same runs with the same numbers.
-# One thread per run, one run per core: measured in docs/benchmarks.md ("Threads per run").
-THREADS_PER_RUN = 1
-
-
-def thread_policy(configs, threads: int | None = None) -> tuple:
-    """The configs with their torch thread count fixed, so that the planner's run id and the run's
-    torch.set_num_threads agree: `threads` (a Ray task's --cpus-per-task), else THREADS_PER_RUN; a `threads` set
-    in the experiment file or by --set wins."""
-    n = threads or THREADS_PER_RUN
-    return tuple(c if c.threads else c.replace(threads=n) for c in configs)
-
-
 def job_threads(job: dict) -> int:
-    return int(job["config"].get("threads") or THREADS_PER_RUN)
+    """The run's torch threads: the planner fixed them (`plan.with_threads`, the sweeps' and races' thread policy)."""
+    return int(job["config"].get("threads") or 1)
 
 
 def job_env() -> dict[str, str]:
@@ -45,7 +32,7 @@ def cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def default_slots(threads: int = THREADS_PER_RUN) -> int:
+def default_slots(threads: int = 1) -> int:
     """Runs at once on this machine: one per `threads` cores."""
     return max(1, cores() // max(1, threads))
 

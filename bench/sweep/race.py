@@ -168,7 +168,7 @@ def evaluate_runs(name: str, executor: str = "local", **executor_kw) -> Evaluate
     from .plan import plan
 
     def evaluate(configs: list[RunConfig]) -> list[float | None]:
-        p = plan(configs, name)
+        p = plan(configs, name, threads=executor_kw.get("cpus_per_task"))
         if p.jobs:
             counts = execute(p, executor, **executor_kw)
             if counts.get("interrupted"):

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from ..logs import tidy_lock
+
 EXIT_OK, EXIT_FAILED, EXIT_BUSY, EXIT_DONE, EXIT_INTERRUPTED = 0, 1, 3, 4, 130
 
 
@@ -51,7 +53,7 @@ def claim(job: dict, wait: bool) -> FileLock | None:
     """The run's claim lock, held (blocking until free when `wait`), or None when another process holds it."""
     path = claim_path(job["config"]["results_dir"], job["run_id"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path), timeout=-1 if wait else 0)
+    lock = tidy_lock(path, timeout=-1 if wait else 0)  # its file is removed on release (bench.logs.TidyFileLock)
     try:
         lock.acquire()
     except Timeout:

@@ -128,21 +128,26 @@ def format_row(r: dict) -> str:
     opts = [r["precision"], r["memory_format"]] + (["compile"] if r["compile"] else [])
     return (f"{r['arch']} {r['img_size']}px bs{r['batch_size']} {'/'.join(opts)} on {r['device']} "
             f"({r['threads']} threads): train {r['train_img_s']:.1f} img/s, infer {r['infer_img_s']:.1f} img/s, "
-            f"{r['params'] / 1e6:.1f} M params, {gm}/img, {mem} {r['peak_mem_mb']:.0f} MB")
+            f"{params_label(r)}, {gm}/img, {mem} {r['peak_mem_mb']:.0f} MB")
+
+
+def params_label(r: dict) -> str:
+    """Both counts, each saying which head it has: `params_1k` (the library's own 1000-class model, as `bench
+    list` and the report show it) and `params` (what was timed: the body with bench's fastai head for 1000
+    classes, which is larger: AdaptiveConcatPool doubles the features and a 512-unit hidden layer is added)."""
+    return (f"{int(r['params_1k']) / 1e6:.1f} M params (library's 1000-class model, as `bench list`; "
+            f"{int(r['params']) / 1e6:.1f} M as timed, with bench's head)")
 
 
 def cmd_speed(ns: argparse.Namespace) -> int:
-    from .record import one_line
-    try:
-        row = measure(ns.arch, img_size=ns.size, batch_size=ns.bs, precision=ns.precision,
-                      channels_last=ns.channels_last, compile=ns.compile, steps=ns.steps, warmup=ns.warmup,
-                      device=ns.device, results_dir=ns.results_dir)
-    except ConfigError:
-        raise
-    except Exception as e:
-        print(f"bench: speed {ns.arch} failed: {one_line(e)} (recorded in {speed_path(ns.results_dir)})",
-              file=sys.stderr)
-        return 1
+    from ..console import recorded_or_exit
+    row, code = recorded_or_exit(
+        f"speed {ns.arch}", speed_path(ns.results_dir),
+        lambda: measure(ns.arch, img_size=ns.size, batch_size=ns.bs, precision=ns.precision,
+                        channels_last=ns.channels_last, compile=ns.compile, steps=ns.steps, warmup=ns.warmup,
+                        device=ns.device, results_dir=ns.results_dir))
+    if row is None:
+        return code
     print(format_row(row))
     print(f"bench: appended to {speed_path(ns.results_dir)}", file=sys.stderr)
     return 0
