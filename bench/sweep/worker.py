@@ -6,7 +6,7 @@ without a row into a failed row (`bench.sweep.executors`). The worker, not the p
 worker orphaned by a killed sweep still keeps a restarted sweep from running the same run id twice; the lock is an
 flock, released by the kernel whatever way the process ends.
 
-A job with `spool` (a Ray task, `bench.sweep.executors.run_remote`) runs on a node that may not have the results
+A job with `spool` (a Ray actor's run, `bench.sweep.executors.Runner`) runs on a node that may not have the results
 folder: the driver holds the claim, the worker writes nothing under results_dir and spools its rows to that file
 for the driver to append, and `threads` sets torch's thread count to the task's CPUs.
 """
