@@ -48,10 +48,10 @@ list: $(STAMP)
 	$(BIN)/bench list
 
 EXP      ?= quick
-# Ray on this machine's cores, one 1-thread run per core: the quick sweep took 506 s this way on 2 cores against an
-# estimated ~790 s one run at a time with 2 threads (docs/benchmarks.md, "The quick benchmark").
-EXECUTOR ?= ray
-# a race runs a few runs per round: Ray's start-up each round costs more than it saves there
+# The local worker pool: one server imports the libraries once and forks a fresh process per run, one 1-thread run
+# per core (docs/benchmarks.md, "The worker pool"). EXECUTOR=ray runs on long-lived Ray actors (ARGS='--address ...').
+EXECUTOR ?= local
+# a race uses the same pool and the same thread policy, so a race and a sweep of one file share their runs
 RACE_EXECUTOR ?= local
 sweep: $(STAMP)
 	$(BIN)/bench sweep experiments/$(EXP).yaml $(if $(DATASET),--dataset '$(DATASET)') --executor $(EXECUTOR) \

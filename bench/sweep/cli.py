@@ -8,7 +8,8 @@ import sys
 import time
 
 from ..config import ConfigError
-from .plan import execute, label, plan
+from .executors import execute
+from .plan import THREADS_PER_RUN, label, plan
 
 
 def _parse_sets(items: list[str]) -> dict[str, str]:
@@ -22,16 +23,17 @@ def _parse_sets(items: list[str]) -> dict[str, str]:
 
 
 def _executor_kw(ns: argparse.Namespace) -> dict:
-    if ns.executor != "ray" and (ns.address or ns.workers or ns.cpus_per_task is not None):
-        raise ConfigError("--address, --workers and --cpus-per-task apply to --executor ray only")
+    if ns.executor != "ray" and (ns.address or ns.cpus_per_task is not None):
+        raise ConfigError("--address and --cpus-per-task apply to --executor ray only")
     for flag, n in (("--workers", ns.workers), ("--cpus-per-task", ns.cpus_per_task)):
         if n is not None and n < 1:
             raise ConfigError(f"{flag}: {n} must be >= 1")
     if ns.workers and ns.cpus_per_task and ns.cpus_per_task > ns.workers:
         raise ConfigError(f"--cpus-per-task {ns.cpus_per_task} is more than the {ns.workers} CPUs of --workers: "
                           "no task could start")
-    return dict(address=ns.address, workers=ns.workers, cpus_per_task=ns.cpus_per_task or 1) \
-        if ns.executor == "ray" else {}
+    if ns.executor == "local":
+        return dict(workers=ns.workers)
+    return dict(address=ns.address, workers=ns.workers, cpus_per_task=ns.cpus_per_task or THREADS_PER_RUN)
 
 
 def _overrides(ns: argparse.Namespace) -> dict:
@@ -117,11 +119,14 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default=None, help="replace the file's dataset (name, folder or file)")
     p.add_argument("--results-dir", default="results", help="shared by every run (default: results)")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
-                   help="local: one run at a time here; ray: one Ray task per run (local Ray unless --address)")
+                   help="local: this machine's worker pool (libraries imported once, a fresh forked process per "
+                        "run); ray: long-lived Ray actors, one per slot (local Ray unless --address)")
     p.add_argument("--address", default=None,
                    help="Ray cluster address (e.g. ray://head:10001 or auto); nodes need no shared folder: the "
                         "driver writes every row under --results-dir")
-    p.add_argument("--workers", type=int, default=None, help="CPUs of the local Ray instance (default: all)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local: runs at once (default: one per core, each with one torch thread); ray: CPUs of the "
+                        "local Ray instance (default: all)")
     p.add_argument("--cpus-per-task", type=int, default=None, metavar="N",
                    help="CPUs Ray reserves for each run, and torch's thread count in it (default: 1)")
     p.add_argument("--track", choices=("none", "mlflow"), default=None,

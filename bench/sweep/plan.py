@@ -8,7 +8,6 @@ tear a row.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 
 from ..config import RunConfig
@@ -54,7 +53,7 @@ def plan(configs: list[RunConfig] | tuple[RunConfig, ...], name: str = "", skip_
     from ..logs import read_rows
     from ..train.prepare import Resolver
     from ..train.record import index_path
-    from .executors import job_env
+    from .pool import job_env
     resolver, index, seen = Resolver(write=write), {}, set()
     p = Plan(name, [], [], [], 0)
     for cfg in configs:
@@ -104,38 +103,3 @@ def run_seconds(out: dict) -> str:
     train = (out.get("row") or {}).get("total_seconds")
     whole = f"{out['seconds']:.0f} s in all with the worker's start-up"
     return f"training {float(train):.0f} s ({whole})" if train not in (None, "") else whole
-
-
-def execute(p: Plan, executor: str = "local", **executor_kw) -> dict[str, int]:
-    """Run the plan's jobs with a progress bar (runs done / total, failures, ETA); returns counts by outcome."""
-    from tqdm.auto import tqdm
-    from .executors import EXECUTORS
-    labels = {j["run_id"]: label(j) for j in p.jobs}
-    counts = {"ok": 0, "failed": 0, "done": 0, "interrupted": 0}
-    # disable=None: no bar when stderr is a file or pipe (tqdm would redraw it into the log); the lines stay
-    bar = tqdm(total=p.total, initial=p.total - len(p.jobs), desc=f"sweep {p.name}", unit="run", file=sys.stderr,
-               dynamic_ncols=True, disable=None)
-    bar.set_postfix(failed=0)
-
-    def report(out: dict) -> None:
-        counts[out["status"]] = counts.get(out["status"], 0) + 1
-        label = f"{labels.get(out['run_id'], out['run_id'])} (run {out['run_id']})"
-        if out["status"] == "ok":
-            acc = out["row"].get("final_accuracy")
-            acc_s = f"accuracy {float(acc):.4f}" if acc not in (None, "") else "no epochs"
-            weights = out["row"].get("weights_used") or "?"  # the workers' own warnings are not shown
-            bar.write(f"bench: ok     {label}: {acc_s}, {run_seconds(out)}, weights {weights}")
-        elif out["status"] == "failed":
-            bar.write(f"bench: FAILED {label}: {out['error']}")
-        elif out["status"] == "interrupted":
-            bar.write(f"bench: interrupted {label} (a restarted sweep runs it again)")
-        else:
-            bar.write(f"bench: {label} was finished by another sweep")
-        bar.update(1)
-        bar.set_postfix(failed=counts["failed"])
-
-    try:
-        EXECUTORS[executor](p.jobs, report, **executor_kw)
-    finally:
-        bar.close()
-    return counts

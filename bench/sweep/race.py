@@ -217,7 +217,8 @@ def evaluate_runs(name: str, executor: str = "local", retry_failed: bool = False
     what its log saw."""
     from ..logs import read_rows
     from ..train.record import index_path
-    from .plan import execute, plan
+    from .executors import execute
+    from .plan import plan
 
     def evaluate(configs: list[RunConfig]) -> list[Score | None]:
         p = plan(configs, name, skip_failed=not retry_failed, threads=executor_kw.get("cpus_per_task"))

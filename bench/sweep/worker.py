@@ -1,11 +1,12 @@
-"""One sweep run in its own process: `python -m bench.sweep.worker '<job json>'`.
+"""One sweep run in its own process: a child forked by the pool's server (`bench.sweep.forkserver`), or a fresh
+`python -m bench.sweep.worker '<job json>'` (one run by hand, with BENCH_DEBUG=1 for tracebacks).
 
 A crash here (exception, NaN loss, out of memory, segfault) cannot take the sweep down; the parent turns a death
 without a row into a failed row (`bench.sweep.executors`). The worker, not the parent, holds the run's claim lock, so a
 worker orphaned by a killed sweep still keeps a restarted sweep from running the same run id twice; the lock is an
 flock, released by the kernel whatever way the process ends.
 
-A job with `spool` (a Ray task, `bench.sweep.executors.run_remote`) runs on a node that may not have the results
+A job with `spool` (a Ray actor's run, `bench.sweep.executors.Runner`) runs on a node that may not have the results
 folder: the driver holds the claim, the worker writes nothing under results_dir and spools its rows to that file
 for the driver to append, and `threads` sets torch's thread count to the task's CPUs.
 """
@@ -45,7 +46,7 @@ def is_done(job: dict) -> bool:
 def show_traceback() -> None:
     """The failed row and the sweep's line say what went wrong; the traceback is for BENCH_DEBUG=1."""
     if os.environ.get("BENCH_DEBUG", "") not in ("", "0"):
-        show_traceback()
+        traceback.print_exc(file=sys.stderr)
 
 
 def claim(job: dict, wait: bool) -> FileLock | None:
@@ -70,9 +71,13 @@ def record_failure(job: dict, error: str, sink=None) -> dict:
 
 def main(argv: list[str]) -> int:
     from ..console import quiet_libraries
-    from ..sinks import RowSpool
     quiet_libraries()
-    job = json.loads(argv[0])
+    return run_job(json.loads(argv[0]))
+
+
+def run_job(job: dict) -> int:
+    """Claim, check and run one job in this process; the exit code says what became of it (EXIT_*)."""
+    from ..sinks import RowSpool
     if job.get("spool"):  # a Ray task: the driver holds the claim and is the only writer of results_dir
         return execute(job, RowSpool(job["spool"]))
     lock = claim(job, wait=bool(job.get("wait")))
@@ -84,6 +89,11 @@ def main(argv: list[str]) -> int:
         return execute(job)
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the run recorded itself as interrupted
         return EXIT_INTERRUPTED
+    except Exception as e:  # e.g. the index unreadable: say so in the run's row rather than as a bare exit code
+        from ..train.record import one_line
+        show_traceback()
+        record_failure(job, one_line(e))
+        return EXIT_FAILED
     finally:
         lock.release()
 

@@ -227,7 +227,8 @@ for _spec in [
     *(fastai_xresnet(d) for d in (18, 34, 50, 101, 152)),
     *(fastai_xresnet(d, sa=True) for d in (18, 34, 50, 101, 152)),
     *(pytorchcv(f"seresnet{d}", "seresnet") for d in ("10", "18", "26", "50", "50b", "101", "101b", "152")),
-    pytorchcv("resnext50_32x4d", "resnext"), pytorchcv("resnext101_32x4d", "resnext"),
+    # resnext14: the family's smallest, for the embedded quick benchmark (docs/benchmarks.md)
+    *(pytorchcv(f"resnext{d}_32x4d", "resnext") for d in (14, 50, 101)),
     pytorchcv("seresnext50_32x4d", "seresnext"), pytorchcv("seresnext101_32x4d", "seresnext"),
     geffnet_effnet("tf_efficientnet_b0", .2),  # the family's smallest, for the embedded quick benchmark
     # ImageNet weights installable from the package registry (bench.train.packaged): transfer learning offline
