@@ -283,7 +283,7 @@ def test_ctrl_c_is_recorded_as_interrupted_and_a_restart_runs_it_again(tmp_path,
     def stop(*a, **k):
         raise KeyboardInterrupt
     monkeypatch.setattr(protocol, "fit_two_phase", stop)
-    cfg = tiny_config(make_image_folder(tmp_path / "data"), tmp_path / "results")
+    cfg = tiny_config(make_image_folder(tmp_path / "data"), tmp_path / "results", threads=1)  # the plan's policy
     with pytest.raises(KeyboardInterrupt):
         protocol.run(cfg)
     rows = index_rows(tmp_path / "results")
