@@ -21,13 +21,12 @@ from typing import Any, Mapping
 # Bump when bench itself changes what a run computes: rows of another version are never the same run.
 IDENTITY_VERSION = 2
 
-# Config fields that cannot change the numbers, or are replaced by what they resolve to (REALISED).
+# Config fields that cannot change the numbers, and requests replaced by what they resolve to (identity's keywords).
 NOT_NUMERIC = frozenset({"results_dir", "experiment", "num_workers", "on_bad_image", "track"})
 REQUESTED = frozenset({"dataset", "pretrained", "weights", "channels_last", "device", "threads"})
-REALISED = ("dataset_fingerprint", "split_hash", "weights", "memory_format", "device_class", "threads")
 
 INSTANCE = ("seed", "fold")
-ARCHITECTURE = ("arch", "activation", "self_attention", "weights", "arch_library", "normalize")
+ARCHITECTURE = ("arch", "activation", "self_attention", "weights", "arch_library")
 
 # The libraries whose versions change a run's numbers: torch and fastai for every run, plus the arch's own library.
 CORE_LIBRARIES = ("torch", "fastai")
@@ -68,7 +67,7 @@ def identity(config: Mapping[str, Any], *, dataset_fingerprint: str, split_hash:
                  memory_format=memory_format, device_class=device_class,
                  threads=int(threads) if threads and device_class.startswith("cpu") else None,
                  identity_version=IDENTITY_VERSION)
-    ident.update({k: v for k, v in versions.items()})
+    ident.update(versions)
     ident.update({k: _canonical(v) for k, v in extra.items()})
     return {k: v for k, v in ident.items() if v is not None}
 

@@ -19,6 +19,7 @@ from ..data.split import load_or_make_split, subsample
 from ..logs import check_writable
 from .archs import arch_for
 from .realise import realise
+from .weights import resolve_weights
 
 
 @dataclass
@@ -50,9 +51,7 @@ class Resolver:
         if cfg.device not in ("auto", "cpu"):  # imported only when needed: a dry-run plan stays free of fastai
             from .learner import check_device
             check_device(cfg.device)
-        if cfg.weights or cfg.pretrained == "true":
-            from .weights import check_weights
-            check_weights(spec, cfg.pretrained, cfg.weights)
+        weights = resolve_weights(spec, cfg.pretrained, cfg.weights)  # misfits and unavailable `true`: refused here
         if self.write:
             check_writable(cfg.results_dir)
         key = (cfg.dataset, cfg.results_dir, cfg.on_bad_image)
@@ -67,7 +66,7 @@ class Resolver:
         items = subsample(split, cfg.pct_images, cfg.fold)
         check_batches(cfg, ds.name, items)
         ident = identity(cfg.to_dict(), dataset_fingerprint=ds.fingerprint, split_hash=split_hash,
-                         **realise(cfg, spec))
+                         **realise(cfg, spec, weights))
         return Prepared(cfg, ds, items, split_hash, ident, run_id_of(ident))
 
 

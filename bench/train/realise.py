@@ -43,7 +43,7 @@ def device_class(device: torch.device) -> str:
     return f"cpu-{torch.backends.cpu.get_cpu_capability().lower()}"
 
 
-def thread_count(cfg: RunConfig, device: torch.device) -> int | None:
+def thread_count(cfg: RunConfig) -> int:
     """The torch CPU threads the run will use: the setting, or this process's count (one per core by default)."""
     return int(cfg.threads or torch.get_num_threads())
 
@@ -54,11 +54,9 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def realise(cfg: RunConfig, spec: ArchSpec) -> dict:
-    """The realised half of the identity (see bench.identity.identity's keyword arguments)."""
-    from .weights import resolve_weights
+def realise(cfg: RunConfig, spec: ArchSpec, weights: str) -> dict:
+    """The realised half of the identity (see bench.identity.identity's keyword arguments); `weights`: what
+    bench.train.weights.resolve_weights said the run will load."""
     device = resolve_device(cfg.device)
-    return dict(weights=resolve_weights(spec, cfg.pretrained, cfg.weights),
-                memory_format=memory_format(cfg.channels_last, device, cfg.img_size),
-                device_class=device_class(device), threads=thread_count(cfg, device),
-                versions=library_versions(spec))
+    return dict(weights=weights, memory_format=memory_format(cfg.channels_last, device, cfg.img_size),
+                device_class=device_class(device), threads=thread_count(cfg), versions=library_versions(spec))

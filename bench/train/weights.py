@@ -21,7 +21,7 @@ from .checkpoint import WeightsError, check_fits, file_sha256, load_fitted, read
 from ..network import hf_offline, online
 from .packaged import PACKAGES
 
-__all__ = ["WeightsError", "resolve_weights", "load_model", "check_weights", "weights_identity", "unavailable",
+__all__ = ["WeightsError", "resolve_weights", "load_model", "weights_identity", "unavailable",
            "cached_file", "find_weights_file", "packaged_file"]
 
 
@@ -161,12 +161,6 @@ def resolve_weights(spec: ArchSpec, mode: str = "auto", weights: str | None = No
     if mode == "true":
         raise WeightsError(f"pretrained: {reason}")
     return "random"
-
-
-def check_weights(spec: ArchSpec, mode: str = "auto", weights: str | None = None) -> None:
-    """Before any work: weights that cannot be had or do not fit are a WeightsError, not a failed run found at
-    training time (see resolve_weights)."""
-    resolve_weights(spec, mode, weights)
 
 
 def weights_identity(used: str) -> str:
