@@ -13,6 +13,7 @@ from ..config import RunConfig
 from ..identity import ids
 from ..logs import epoch_callback
 from ..sinks import FileSink
+from .fastpath import keep_freed_memory
 from .prepare import Prepared, prepare
 from .record import (INDEX_FIELDS, MOMS, base_row, check_trained, device_name, final_metrics, index_path,
                      now_attempt, one_line)
@@ -37,9 +38,11 @@ def run(cfg: RunConfig, prepared: Prepared | None = None, sink=None) -> dict:
     tracker = tracker_for(cfg, row)  # a fastai callback mirroring the run to MLflow (None when cfg.track is none)
     try:
         device = resolve_device(cfg.device)
-        if device.type == "cpu" and p.threads:
-            torch.set_num_threads(p.threads)  # part of the identity: another count sums in another order
-            row["threads"] = torch.get_num_threads()
+        if device.type == "cpu":
+            keep_freed_memory()  # same numbers, less system time (bench.train.fastpath)
+            if p.threads:
+                torch.set_num_threads(p.threads)  # part of the identity: another count sums in another order
+                row["threads"] = torch.get_num_threads()
         seed_all(cfg.seed)
         stats = arch_for(cfg.arch, cfg.activation, cfg.self_attention).input_stats()  # what its weights expect
         dls = make_dls(cfg, p.dataset.root, p.items, device=device, stats=stats)
