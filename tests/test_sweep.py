@@ -104,9 +104,10 @@ def test_shipped_experiments():
     quick = load_experiment(ROOT / "experiments" / "quick.yaml")
     runs = Counter(c.arch for c in quick.configs)
     families = [get_arch(a).family for a in runs]
-    # one architecture per family, every family (resnext and seresnext share a slot), timm included; 3 seeds each
-    assert len(families) == len(set(families)) and set(families) | {"seresnext"} == \
-        {s.family for s in REGISTRY.values()} | {"timm"}
+    # one architecture per family, timm's included; resnext/seresnext left out to fit 5 minutes (docs/benchmarks.md);
+    # 3 seeds each, so the report can tell a difference from seed noise
+    assert len(families) == len(set(families)) and set(families) == \
+        {s.family for s in REGISTRY.values()} - {"resnext", "seresnext"} | {"timm"}
     assert set(runs.values()) == {3}
     assert all(c.dataset == "digits" and c.img_size == 32 and c.pretrained == "false" for c in quick.configs)
 
