@@ -70,3 +70,19 @@ def test_make_passes_item_size():
     assert "--item-size 48" in line
     out = subprocess.run(["make", "-n", "bench", "STAMP="], cwd=ROOT, capture_output=True, text=True).stdout
     assert "--item-size" not in out  # unset: the profile's item size (the article's 512 for a user folder)
+
+
+def test_a_sweep_warns_once_for_the_runs_it_will_train(tmp_path, capsys):
+    """The workers print nothing (the sweep prints one line per run), so the plan says it: once for all the runs on
+    the same images, not at all once the runs are done or with an item size that fits."""
+    from bench.cli import main
+    folder = make_image_folder(tmp_path / "small", size=24)
+    exp = tmp_path / "small.yaml"
+    exp.write_text(f"dataset: {folder}\nprotocol: {{img_size: 32, batch_size: 8, pct_images: 1.0, "
+                   "pretrained: 'false'}\narchs: [resnet18, seresnet10]\nseeds: [0, 1]\n")
+    base = ["sweep", str(exp), "--results-dir", str(tmp_path / "r"), "--dry-run"]
+    assert main(base) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning: item size 512 px" in line]
+    assert len(warnings) == 1 and "--item-size 32" in warnings[0]
+    assert main(base + ["--set", "item_size=32"]) == 0
+    assert "warning: item size" not in capsys.readouterr().err

@@ -44,12 +44,16 @@ def with_threads(cfg: RunConfig, threads: int | None = None) -> RunConfig:
     return cfg if cfg.threads else cfg.replace(threads=threads or THREADS_PER_RUN)
 
 
+_LOOKED: set[tuple] = set()  # the image sets already checked for upscaling in this process
+
+
 def plan(configs: list[RunConfig] | tuple[RunConfig, ...], name: str = "", skip_failed: bool = False,
          write: bool = True, threads: int | None = None) -> Plan:
     """Resolve every config through the same prepare step as `bench run` (one Resolver: each dataset and split is
     loaded once), then sort runs into done, failed before, and to run. Interrupted runs (Ctrl-C) are re-run whatever
     `skip_failed` says. `write=False`
     (a dry run) writes nothing under the results folder."""
+    from ..data.itemsize import warn_upscale
     from ..logs import read_rows
     from ..train.prepare import Resolver
     from ..train.record import index_path
@@ -78,6 +82,10 @@ def plan(configs: list[RunConfig] | tuple[RunConfig, ...], name: str = "", skip_
         will_run = status == "planned" or (status == "failed-before" and not skip_failed)
         if will_run:
             p.jobs.append(job)
+            images = (str(prep.dataset.root), prep.split_hash, cfg.pct_images, cfg.item_size, cfg.img_size)
+            if images not in _LOOKED:  # the warning `bench run` gives, once per driver and set of images to train on
+                _LOOKED.add(images)    # (a race plans every round)
+                warn_upscale(cfg, prep.dataset, prep.items)
         p.runs.append({**job, "status": status, "will_run": will_run, "note": note})
     p.total = len(seen)
     return p
