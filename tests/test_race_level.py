@@ -2,6 +2,7 @@
 the whole race (noisy ties, a held-out-like table), a restart that replays its log, the report reading that log."""
 from __future__ import annotations
 
+import html
 import random
 from pathlib import Path
 
@@ -198,7 +199,7 @@ def test_a_log_from_an_older_bench_is_raced_afresh(tmp_path):
 # --- the report reads the race's own log
 @pytest.mark.parametrize("kind", ["winner", "tie"])
 def test_the_report_reads_race_write_log_output(tmp_path, kind):
-    from bench.report.races import load_races, race_markdown
+    from bench.report.races import load_races, race_html, race_markdown
     exp = experiment(tmp_path, archs=ARCHS[:3], seeds=range(6))
     rng = np.random.default_rng(1)
     shift = {"winner": [0, -0.2, -0.3], "tie": [0, 0, -0.3]}[kind]
@@ -214,6 +215,11 @@ def test_the_report_reads_race_write_log_output(tmp_path, kind):
     summary = r.summary()
     assert res.survivors[0] in summary and ("winner" in summary if kind == "winner" else "leads" in summary)
     assert all(f"| {k + 1} |" in race_markdown(r) for k in range(len(res.rounds)))
+    # the level a p was compared with, not only the race-wide alpha (p = 0.01 < 0.05 yet nobody out confused readers)
+    assert r.rule and r.rule in race_markdown(r) and html.escape(r.rule) in race_html(r)
+    levels = r.rounds["level"].dropna()
+    assert len(levels) and (levels < 0.05).all()
+    assert f"| {levels.iloc[-1]:.3g} |" in race_markdown(r) and f"<td>{levels.iloc[-1]:.3g}</td>" in race_html(r)
 
 
 def test_the_dataset_notes_are_said_once_per_race_not_every_round(tmp_path, capsys):

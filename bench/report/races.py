@@ -12,7 +12,7 @@ import pandas as pd
 from .tables import read_csv
 
 COLUMNS = ["race", "round", "instance", "n_instances", "survivors", "eliminated", "test", "statistic", "p_value",
-           "alpha", "decision", "runs_used", "full_factorial_runs", "timestamp"]
+           "alpha", "level", "decision", "runs_used", "full_factorial_runs", "rule", "timestamp"]
 
 
 @dataclass
@@ -44,6 +44,12 @@ class Race:
         what = what.get(self.decision, f"{self.decision or 'no decision'}; still in: {names}")
         return f"Race {self.name}: {what} {where}; compute {cost}."
 
+    @property
+    def rule(self) -> str:
+        """The elimination rule as the race printed it (logs of older races have none: "")."""
+        rules = self.rounds["rule"].dropna()
+        return str(rules.iloc[-1]) if len(rules) else ""
+
 
 def _names(cell) -> list[str]:
     return [x for x in str(cell).split(";") if x] if isinstance(cell, str) else []
@@ -66,7 +72,7 @@ def load_races(results_dir: Path, notes: list[str], name: str | None = None) -> 
             continue
         log = log.reindex(columns=list(dict.fromkeys([*COLUMNS, *log.columns])))
         log["race"] = log.race.fillna(path.stem)
-        for c in ["round", "n_instances", "statistic", "p_value", "alpha", "runs_used", "full_factorial_runs"]:
+        for c in ["round", "n_instances", "statistic", "p_value", "alpha", "level", "runs_used", "full_factorial_runs"]:
             log[c] = pd.to_numeric(log[c], errors="coerce")
         for race, rounds in log.groupby("race", sort=False):
             if name is not None and name not in (race, path.stem):
@@ -111,25 +117,31 @@ def race_html(race: Race) -> str:
     tests = "".join(
         f"<tr><td>{_int(r.round)}</td><td>{html.escape(str(r.instance) if pd.notna(r.instance) else '')}</td>"
         f"<td>{_int(r.n_instances)}</td><td>{html.escape(str(r.test) if pd.notna(r.test) else '')}</td>"
-        f"<td>{_fmt(r.statistic, '.3g')}</td><td>{_fmt(r.p_value, '.3g')}</td><td>{_fmt(r.alpha, 'g')}</td>"
+        f"<td>{_fmt(r.statistic, '.3g')}</td><td>{_fmt(r.p_value, '.3g')}</td><td>{_fmt(r.level, '.3g')}</td>"
+        f"<td>{_fmt(r.alpha, 'g')}</td>"
         f"<td>{html.escape(', '.join(_names(r.eliminated)))}</td>"
         f"<td>{html.escape(str(r.decision) if pd.notna(r.decision) else '')}</td>"
         f"<td>{_int(r.runs_used)}</td></tr>" for r in rounds.itertuples())
     bar = (f'<div class="meter" title="compute used"><div style="width:{min(race.compute_pct, 100):.1f}%"></div>'
            f"</div>" if pd.notna(race.compute_pct) else "")
+    rule = f"<p>Rule: {html.escape(race.rule)}.</p>" if race.rule else ""
     return (f"<div class=race><h3>{html.escape(race.name)}</h3><p class=decision-text>{html.escape(race.summary())}"
-            f"</p>{bar}<table class=grid><thead><tr><th>candidate \\ round</th>{head}</tr></thead>"
+            f"</p>{rule}{bar}<table class=grid><thead><tr><th>candidate \\ round</th>{head}</tr></thead>"
             f"<tbody>{''.join(grid)}</tbody></table><details><summary>Tests by round</summary><table><thead><tr>"
-            "<th>round</th><th>instance</th><th>instances</th><th>test</th><th>statistic</th><th>p</th><th>α</th>"
+            "<th>round</th><th>instance</th><th>instances</th><th>test</th><th>statistic</th><th>p</th>"
+            '<th title="a rival is eliminated when its p is below this: the race-wide α spent over the looks">'
+            "out below</th><th>race-wide α</th>"
             "<th>eliminated</th><th>decision</th><th>runs used</th></tr></thead>"
             f"<tbody>{tests}</tbody></table></details></div>")
 
 
 def race_markdown(race: Race) -> str:
-    lines = [f"### Race {race.name}\n", race.summary() + "\n", "| round | instances | survivors | eliminated | test | "
-             "p | decision |", "|---|---|---|---|---|---|---|"]
+    lines = [f"### Race {race.name}\n", race.summary() + "\n", *([f"Rule: {race.rule}.\n"] if race.rule else []),
+             "| round | instances | survivors | eliminated | test | p | out below | decision |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in race.rounds.itertuples():
         lines.append(f"| {_int(r.round)} | {_int(r.n_instances)} | {', '.join(_names(r.survivors))} | "
                      f"{', '.join(_names(r.eliminated))} | {r.test if pd.notna(r.test) else ''} | "
-                     f"{_fmt(r.p_value, '.3g')} | {r.decision if pd.notna(r.decision) else ''} |")
+                     f"{_fmt(r.p_value, '.3g')} | {_fmt(r.level, '.3g')} | "
+                     f"{r.decision if pd.notna(r.decision) else ''} |")
     return "\n".join(lines) + "\n"
