@@ -45,7 +45,9 @@ def test_freed_buffers_are_reused_instead_of_faulted_in_again():
     tuned, with_setting = faults("tuned")
     _, default = faults("default")
     assert tuned == "True"
-    assert default >= STEPS * 5_000   # measured ~17,600 pages of 4 KiB zero-filled again a step by default
+    # by default 4,600-23,000 pages of 4 KiB a step are zero-filled again (measured; glibc's sliding threshold makes
+    # it vary from process to process), never near none
+    assert default >= STEPS * 1_000
     assert with_setting < STEPS * 10  # reused: no page is faulted in again
 
 
