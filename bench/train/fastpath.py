@@ -1,5 +1,5 @@
-"""Execution choices that follow measurements: the memory format per device class (the DataLoader settings live
-with the data, in bench.data.loaders).
+"""Execution choices that follow measurements: the memory format per device class and the CPU allocator's settings
+(the DataLoader settings live with the data, in bench.data.loaders).
 
 `channels_last=auto` takes the memory format that trained faster on this class of device (figures and commands in
 docs/benchmarks.md). It only ever chooses between layouts of the same fp32 maths: channels_last reorders memory, it
@@ -40,12 +40,11 @@ def memory_format(setting: str | bool, device, img_size: int) -> str:
     return "channels_last" if start is not None and img_size >= start else "contiguous"
 
 
-
 # glibc malloc: allocations up to 32 MB from the heap (glibc's own ceiling for its sliding threshold) and up to 256 MB
 # of freed heap kept instead of returned to the kernel. By default the optimizer's per-parameter temporaries (up to a
 # parameter's size: 9 MB in resnet18) are mmapped and unmapped every step and the kernel zero-fills their pages again
 # each time: 4,600-23,000 page faults a resnet18 step (tests/test_allocator.py), 1.5-7 s of system time a quick run.
-# Measured (docs/benchmarks.md, "The allocator"): xresnet18 quick run 47 -> 42 s, resnet18 43 -> 39 s, losses
+# Measured (docs/benchmarks.md, "The quick benchmark in 5 minutes"): xresnet18 quick run 47 -> 42 s, resnet18 43 -> 39 s, losses
 # identical to the last bit (torch's CPU allocator aligns every buffer to 64 bytes either way); at 160 px -3.5 %.
 MALLOPT = {-3: 32 << 20, -1: 256 << 20}  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD (malloc.h)
 
