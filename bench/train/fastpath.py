@@ -52,9 +52,8 @@ MALLOPT = {-3: 32 << 20, -1: 256 << 20}  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD (m
 def keep_freed_memory() -> bool:
     """Tune this process's glibc allocator as above; False where the C library is not glibc (nothing changed)."""
     import ctypes
-    import ctypes.util
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)  # the symbols this process already has (find_library would run ldconfig each run)
         mallopt = libc.mallopt
         libc.gnu_get_libc_version  # glibc only: other C libraries' mallopt take other parameters
     except (OSError, AttributeError):
