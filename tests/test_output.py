@@ -15,7 +15,7 @@ from bench.cli import main
 from bench.config import PROFILES, RunConfig
 from bench.console import console_mode, epoch_line, quiet_libraries
 from bench.logs import read_rows
-from bench.train.fastpath import device_class, memory_format
+from bench.train.fastpath import layout_class, memory_format
 
 EPOCH = re.compile(r"^bench: epoch (\d)/2 \(phase (\d) (frozen|unfrozen) 1/1\): train loss \d+\.\d{4}, valid loss "
                    r"\d+\.\d{4}, accuracy \d\.\d{4}, top-2 \d\.\d{4}, \d+\.\d s \(train \d+\.\d s\)$")
@@ -190,4 +190,4 @@ def test_cuda_gets_workers_pinned_memory_and_channels_last():
     assert memory_format("auto", torch.device("cpu"), 64) == "contiguous"
     assert memory_format("auto", torch.device("cpu"), 224) == ("channels_last" if cap.startswith("AVX512") else
                                                                "contiguous")
-    assert device_class(torch.device("cpu")) == ("cpu-avx512" if cap.startswith("AVX512") else "cpu")
+    assert layout_class(torch.device("cpu")) == ("cpu-avx512" if cap.startswith("AVX512") else "cpu")

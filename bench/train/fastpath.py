@@ -22,8 +22,9 @@ from __future__ import annotations
 CHANNELS_LAST_FROM: dict[str, int | None] = {"cuda": 0, "cpu-avx512": 128, "cpu": None}
 
 
-def device_class(device) -> str:
-    """`cuda`, `cpu-avx512` (oneDNN's AVX-512 kernels) or `cpu` (anything else)."""
+def layout_class(device) -> str:
+    """The row of CHANNELS_LAST_FROM that applies: `cuda`, `cpu-avx512` (oneDNN's AVX-512 kernels) or `cpu`. Coarser
+    than the run identity's device class (bench.train.realise), which names the GPU and the exact ISA."""
     import torch
     if getattr(device, "type", str(device).split(":")[0]) == "cuda":
         return "cuda"
@@ -36,7 +37,7 @@ def memory_format(setting: str | bool, device, img_size: int) -> str:
     setting = str(setting).lower()
     if setting in ("true", "false"):
         return "channels_last" if setting == "true" else "contiguous"
-    start = CHANNELS_LAST_FROM[device_class(device)]
+    start = CHANNELS_LAST_FROM[layout_class(device)]
     return "channels_last" if start is not None and img_size >= start else "contiguous"
 
 
