@@ -120,6 +120,27 @@ def test_a_killed_server_loses_no_run_and_is_started_again(tmp_path):
 
 
 @pytest.mark.slow
+def test_the_server_launched_before_planning_serves_the_runs(tmp_path, monkeypatch):
+    """`bench sweep` and `bench race` launch the server before they plan, so that its imports overlap the plan's;
+    planning then changes this process's environment (here a dataset note remembered in BENCH_TOLD; in a fresh
+    driver also the KMP_* torch's import sets): the runs must still go to the server already launched."""
+    import shutil
+    from bench.sweep.executors import run_local, start_early
+    from bench.sweep.plan import plan
+    from bench.sweep.pool import shared_pool
+    monkeypatch.setenv("BENCH_TOLD", "")
+    data, results = make_image_folder(tmp_path / "data"), tmp_path / "results"
+    shutil.copy(data / "class_0" / "img_000.png", data / "class_0" / "copy.png")  # an exact duplicate: a note
+    start_early("local")
+    launched = shared_pool().proc.pid
+    p = plan([tiny_config(data, results, seed=s) for s in (0, 1)])
+    assert os.environ["BENCH_TOLD"]  # the note was said while the server imported
+    servers = []
+    run_local(p.jobs, lambda out: servers.append((out["status"], shared_pool().proc.pid)), workers=1)
+    assert servers == [("ok", launched), ("ok", launched)]
+
+
+@pytest.mark.slow
 def test_a_preparation_failure_records_its_message_and_bench_debug_shows_the_traceback(tmp_path, monkeypatch,
                                                                                       capfd):
     from bench.sweep.executors import run_local

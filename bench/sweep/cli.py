@@ -8,7 +8,7 @@ import sys
 import time
 
 from ..config import ConfigError
-from .executors import execute
+from .executors import execute, start_early
 from .plan import THREADS_PER_RUN, label, plan
 
 
@@ -57,6 +57,8 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
         raise ConfigError("--json applies to --dry-run only (a sweep's results are in runs.csv)")
     exp = load_experiment(ns.file, dataset=ns.dataset, results_dir=ns.results_dir, overrides=_overrides(ns))
     _check_executor(ns, exp.configs)
+    if not ns.dry_run:
+        start_early(ns.executor)
     p = plan(exp.configs, exp.name, skip_failed=ns.skip_failed, write=not ns.dry_run, threads=kw.get("cpus_per_task"))
     index = index_path(ns.results_dir)
     print(f"bench: sweep {p.name}: {p.total} runs on {exp.configs[0].dataset}: {len(p.done)} already done, "
@@ -88,6 +90,7 @@ def cmd_race(ns: argparse.Namespace) -> int:
     exp = load_experiment(ns.file, dataset=ns.dataset, results_dir=ns.results_dir, overrides=_overrides(ns),
                           seeds=_parse_ints(ns.seeds, "--seeds"), folds=_parse_folds(ns.folds), all_folds=True)
     _check_executor(ns, exp.configs)
+    start_early(ns.executor)
     log = log_path(ns.results_dir, exp.name)
     res = race(exp, evaluate_runs(exp.name, ns.executor, ns.retry_failed, **kw), min_instances=ns.min_instances,
                alpha=ns.alpha, test=ns.test, budget_pct=ns.budget, log=log, echo=print_line,

@@ -52,6 +52,13 @@ def local_outcome(job: dict, code: int | None, before: int, t0: float) -> Outcom
     return {**out, "status": "failed", "error": row["error"], "row": row}
 
 
+def start_early(executor: str) -> None:
+    """Launch the local pool's server before a driver plans, so that its imports (4.5 s) overlap the planning's
+    (2.2 s on the quick file: libraries, dataset scan, split, identities)."""
+    if executor == "local":
+        shared_pool().launch()
+
+
 def run_local(jobs: list[dict], report: Callable[[Outcome], None], workers: int | None = None) -> None:
     """`workers` runs at once (default: one per core / the runs' torch threads, `plan.with_threads`). A
     run claimed by a concurrent sweep is put off to the end, then waited for, so two sweeps on one results

@@ -51,24 +51,33 @@ class Pool:
         self.in_flight: dict[str, int | None] = {}  # key -> pid of its child (None until the server says)
         self.cpu_seconds: dict[str, float] = {}     # key -> CPU seconds of its last finished child
         self.gpus = 0                                # CUDA devices the server sees
+        self.ready = False                           # the server said it imported the libraries
         self._buf = b""
 
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.sweep.forkserver"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=self.env)
-        self._buf = b""
-        msg = self._read(None)
-        if not msg or not msg[0].get("ready"):
-            raise ServerDied(f"the pool's server process did not start (exit code {self.proc.wait()})")
-        self.gpus = int(msg[0].get("gpus", 0))
+    def launch(self) -> "Pool":
+        """Start the server without waiting for its imports, so that they overlap the driver's planning (the
+        libraries' import and the dataset's scan each take seconds); `ensure` waits for it."""
+        if not self.alive:
+            self.proc = subprocess.Popen([sys.executable, "-m", "bench.sweep.forkserver"], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, env=self.env)
+            self._buf, self.ready = b"", False
+        return self
 
     def ensure(self) -> "Pool":
-        if not self.alive:
-            self.start()
+        """A started server that has imported the libraries (it says `ready` first)."""
+        self.launch()
+        if not self.ready:
+            try:
+                msg = self._read(None)
+            except ServerDied:
+                msg = []
+            if not msg or not msg[0].get("ready"):
+                raise ServerDied(f"the pool's server process did not start (exit code {self.proc.wait()})")
+            self.gpus, self.ready = int(msg[0].get("gpus", 0)), True
         return self
 
     def submit(self, key: str, job: dict, env: dict[str, str] | None = None) -> None:
@@ -124,8 +133,12 @@ class Pool:
         return [json.loads(line) for line in lines if line]
 
     def close(self) -> None:
-        """End of input: the server exits, leaving children that still run to finish on their own."""
+        """End of input: the server exits, leaving children that still run to finish on their own. One still
+        importing (launched for a sweep that had nothing to run, or stopped by an error) has no child: it is killed
+        rather than waited for."""
         if self.proc is not None:
+            if not self.ready:
+                self.proc.kill()
             for f in (self.proc.stdin, self.proc.stdout):
                 try:
                     f.close()
@@ -136,12 +149,16 @@ class Pool:
 
 
 _shared: dict[tuple, Pool] = {}
+# Set in this process while a driver plans, so not a reason to start another server than the one launched before
+# planning: importing torch sets the KMP_* (Intel OpenMP's fork settings; the server sets them itself when it imports
+# torch), and BENCH_TOLD holds the dataset notes already said (bench.data.dataset.tell_once; each job carries it)
+_SET_BY_US = ("BENCH_TOLD", "KMP_INIT_AT_FORK", "KMP_DUPLICATE_LIB_OK")
 
 
 def shared_pool() -> Pool:
     """This process's pool, kept between sweeps (a race's rounds) while the environment and working directory stay
     the same: the libraries are imported once per driver, not once per round."""
-    key = (sys.executable, os.getcwd(), tuple(sorted(os.environ.items())))
+    key = (sys.executable, os.getcwd(), tuple(sorted((k, v) for k, v in os.environ.items() if k not in _SET_BY_US)))
     if key not in _shared:
         for old in _shared.values():
             old.close()
