@@ -1,6 +1,6 @@
 """Data pipeline speed: the loader alone with and without the pre-resized cache, and the share of a training step
-spent waiting for data, for resnet18 at 64 px (quick profile: item_size 72, batch 64) on the embedded digits and on a
-generated folder of full-size 500x375 JPEGs.
+spent waiting for data, for resnet18 under the quick profile's image size, item size and batch on the embedded digits
+and on a generated folder of full-size 500x375 JPEGs.
 
 Conditions alternate inside each round (cache on/off, then off/on) so load from other processes hits both; the
 figures printed are medians over rounds with min-max. Data wait = time from the end of one training step to the
@@ -96,13 +96,13 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-    from bench.config import make_config
-    from bench.data.loaders import make_dls
-from bench.data.split import load_or_make_split, subsample
-    from bench.config import cache_dir
+    from bench.config import cache_dir, make_config
     from bench.data.dataset import load_dataset
-    from bench.train.learner import resolve_device, seed_all
+    from bench.data.loaders import make_dls
     from bench.data.presize import presized_files
+    from bench.data.split import load_or_make_split, subsample
+    from bench.train.learner import seed_all
+    from bench.train.realise import resolve_device
 
     device = resolve_device(args.device)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}", flush=True)

@@ -12,15 +12,16 @@ writes through a sitecustomize on its path (no timing hooks in the product code)
   resolve      Resolver.prepare: dataset, split, identity
   first batch  data loaders, model, learner, first training batch
 
-`--sweep` then runs `bench sweep experiments/quick.yaml` on the pool into a scratch results folder and prints its
+`--sweep` then runs `bench sweep experiments/quick.yaml` (or `--experiment FILE`) on the pool into a scratch results folder and prints its
 wall time, each run's CPU seconds, and the wall time the pool's schedule would take on idle cores (the runs' CPU
 seconds, scheduled in file order on the free slots: a 1-thread run's CPU time is its wall time on an idle core).
 
-    .venv/bin/python benchmarks/pool.py [--archs resnet18 tf_efficientnet_b0] [--rounds 4] [--sweep]
+    .venv/bin/python benchmarks/pool.py [--archs resnet18 tinynet_e] [--rounds 4] [--sweep [--experiment FILE]]
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import heapq
 import json
 import os
@@ -96,12 +97,12 @@ def overhead(archs: list[str], rounds: int, scratch: Path) -> dict:
     (inject / "sitecustomize.py").write_text(SITECUSTOMIZE)
     env = {"PYTHONPATH": os.pathsep.join([str(inject), str(ROOT)]), "POOLBENCH_EVENTS": str(events),
            "BENCH_CONSOLE": "off"}
-    old_env = {**os.environ, **env}
-    os.environ.update(env)
+    saved, old_env = dict(os.environ), {**os.environ, **env}
+    os.environ.update(env)  # the pool's server inherits it; restored below, or a --sweep after would print nothing
     jobs = {path: jobs_for(archs, scratch / path) for path in ("old", "new")}
     pool = Pool()
     t0 = time.time()
-    pool.start()
+    pool.ensure()
     print(f"pool server start: {time.time() - t0:.1f} s (once per sweep)", flush=True)
     submits = {}
     for r in range(rounds):
@@ -121,6 +122,8 @@ def overhead(archs: list[str], rounds: int, scratch: Path) -> dict:
                     assert pool.wait(key) == 0, key
                 print(f"  {key}: {time.time() - submits[key]:.1f} s (load {load()})", flush=True)
     pool.close()
+    os.environ.clear()
+    os.environ.update(saved)
     marks: dict[str, dict[str, float]] = {k: {"submit": t} for k, t in submits.items()}
     for line in events.read_text().splitlines():
         e = json.loads(line)
@@ -141,8 +144,11 @@ def summarize(marks: dict, archs: list[str]) -> None:
         diffs = [marks[k]["first_batch"] - marks[k]["submit"]
                  - (marks[k.replace("old:", "new:")]["first_batch"] - marks[k.replace("old:", "new:")]["submit"])
                  for k in marks if k.startswith(f"old:{arch}:")]
-        print(f"{arch:<20}{'saved/run':<13}{statistics.mean(diffs):>20.2f} ± {statistics.stdev(diffs):.2f} "
-              f"(paired, n={len(diffs)})")
+        sd = f" ± {statistics.stdev(diffs):.2f}" if len(diffs) > 1 else ""
+        print(f"{arch:<20}{'saved/run':<13}{statistics.mean(diffs):>20.2f}{sd} (paired, n={len(diffs)})")
+
+
+CPU_SECONDS = r", CPU (\d+) s,"  # in the sweep's line for each finished run (bench.sweep.executors.execute)
 
 
 def idle_wall(cpu: list[float], slots: int) -> float:
@@ -153,32 +159,37 @@ def idle_wall(cpu: list[float], slots: int) -> float:
     return max(free)
 
 
-def sweep(scratch: Path, args: list[str]) -> None:
+def sweep(scratch: Path, experiment: Path, args: list[str]) -> None:
     from bench.sweep.pool import default_slots
     results = scratch / "sweep"
-    cmd = [sys.executable, "-m", "bench", "sweep", str(ROOT / "experiments" / "quick.yaml"), "--results-dir",
-           str(results), *args]
+    cmd = [sys.executable, "-m", "bench", "sweep", str(experiment), "--results-dir", str(results), *args]
     before, t0 = load(), time.monotonic()
     out = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
     wall = time.monotonic() - t0
     print(out.stderr[-3000:])
-    cpu = [float(m) for m in re.findall(r"\(CPU (\d+) s\)", out.stderr)]
-    import csv
-    rows = list(csv.DictReader(open(results / "runs.csv")))
+    cpu = [float(m) for m in re.findall(CPU_SECONDS, out.stderr)]
+    with open(results / "runs.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     fit = sum(float(r["total_seconds"] or 0) for r in rows)
-    print(f"quick sweep: wall {wall:.0f} s (load before {before}, after {load()}); {len(rows)} rows; "
-          f"sum of fit seconds {fit:.0f}; sum of run CPU seconds {sum(cpu):.0f}; on {default_slots()} idle slots "
-          f"the pool's schedule of these CPU seconds takes {idle_wall(cpu, default_slots()):.0f} s")
+    slots = default_slots()
+    print(f"{experiment.stem} sweep: exit code {out.returncode}, wall {wall:.0f} s (load before {before}, after "
+          f"{load()}); {len(rows)} rows; sum of fit seconds {fit:.0f}; sum of run CPU seconds {sum(cpu):.0f} "
+          f"({len(cpu)} runs); on {slots} idle slots the pool's schedule of these CPU seconds takes "
+          f"{idle_wall(cpu, slots):.0f} s")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--archs", nargs="+", default=["resnet18", "tf_efficientnet_b0"])
+    ap.add_argument("--archs", nargs="+", default=["resnet18", "tinynet_e"])
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--sweep", action="store_true", help="also run the quick sweep on the pool (minutes)")
+    ap.add_argument("--experiment", type=Path, default=ROOT / "experiments" / "quick.yaml",
+                    help="the experiment file --sweep runs")
     ap.add_argument("--no-overhead", action="store_true", help="skip the paired overhead rounds")
     ap.add_argument("--sweep-args", nargs=argparse.REMAINDER, default=[], help="extra `bench sweep` arguments")
     ns = ap.parse_args()
+    if ns.rounds < 1:
+        ap.error("--rounds: at least 1")
     flags = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags")), [])
     print(f"{os.cpu_count()} CPUs, avx512f {'avx512f' in flags}, avx512_bf16 {'avx512_bf16' in flags}; "
           f"load {load()}")
@@ -186,7 +197,7 @@ def main() -> None:
         if not ns.no_overhead:
             summarize(overhead(ns.archs, ns.rounds, Path(d)), ns.archs)
         if ns.sweep:
-            sweep(Path(d), ns.sweep_args)
+            sweep(Path(d), ns.experiment, ns.sweep_args)
 
 
 if __name__ == "__main__":

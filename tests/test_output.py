@@ -169,8 +169,8 @@ def test_sweep_log_is_one_line_per_run(tiny_folder, tmp_path, capfd):
                    "pct_images: 1.0, head_epochs: 1, ft_epochs: 1, pretrained: auto}\nseeds: [0]\narchs: [resnet18]\n")
     assert main(["sweep", str(exp), "--results-dir", str(tmp_path / "results")]) == 0
     out, err = capfd.readouterr()
-    lines = (out + err).splitlines()
-    assert "\r" not in out + err
+    lines = err.splitlines()
+    assert out == "" and "\r" not in err  # every line on stderr, as the sweep's start and end lines
     assert [line.split(":")[0] for line in lines] == ["bench", "bench", "bench"], lines
     run_lines = [line for line in lines if line.startswith("bench: ok ")]
     assert len(run_lines) == 1 and "weights random" in run_lines[0], lines

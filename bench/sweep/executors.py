@@ -223,6 +223,9 @@ def execute(p, executor: str = "local", **executor_kw) -> dict[str, int]:
                dynamic_ncols=True, disable=None)
     bar.set_postfix(failed=0)
 
+    def say(line: str) -> None:  # above the bar, on stderr with the sweep's other lines (tqdm.write's default: stdout)
+        bar.write(line, file=sys.stderr)
+
     def report(out: dict) -> None:
         counts[out["status"]] = counts.get(out["status"], 0) + 1
         name = f"{labels.get(out['run_id'], out['run_id'])} (run {out['run_id']})"
@@ -231,13 +234,13 @@ def execute(p, executor: str = "local", **executor_kw) -> dict[str, int]:
             acc_s = f"accuracy {float(acc):.4f}" if acc not in (None, "") else "no epochs"
             weights = out["row"].get("weights_used") or "?"  # the workers' own warnings are not shown
             cpu = f", CPU {out['cpu_seconds']:.0f} s" if out.get("cpu_seconds") else ""
-            bar.write(f"bench: ok     {name}: {acc_s}, {run_seconds(out)}{cpu}, weights {weights}")
+            say(f"bench: ok     {name}: {acc_s}, {run_seconds(out)}{cpu}, weights {weights}")
         elif out["status"] == "failed":
-            bar.write(f"bench: FAILED {name}: {out['error']}")
+            say(f"bench: FAILED {name}: {out['error']}")
         elif out["status"] == "interrupted":
-            bar.write(f"bench: interrupted {name} (a restarted sweep runs it again)")
+            say(f"bench: interrupted {name} (a restarted sweep runs it again)")
         else:
-            bar.write(f"bench: {name} was finished by another sweep")
+            say(f"bench: {name} was finished by another sweep")
         bar.update(1)
         bar.set_postfix(failed=counts["failed"])
 
