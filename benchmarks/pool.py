@@ -12,9 +12,10 @@ writes through a sitecustomize on its path (no timing hooks in the product code)
   resolve      Resolver.prepare: dataset, split, identity
   first batch  data loaders, model, learner, first training batch
 
-`--sweep` then runs `bench sweep experiments/quick.yaml` (or `--experiment FILE`) on the pool into a scratch results folder and prints its
-wall time, each run's CPU seconds, and the wall time the pool's schedule would take on idle cores (the runs' CPU
-seconds, scheduled in file order on the free slots: a 1-thread run's CPU time is its wall time on an idle core).
+`--sweep` then runs `bench sweep experiments/quick.yaml` (or `--experiment FILE`) on the pool into a scratch results
+folder and prints its wall time, each run's CPU seconds, and the wall time the pool's schedule would take on idle
+cores (the runs' CPU seconds, scheduled in file order on the free slots: a 1-thread run's CPU time is its wall time
+on an idle core).
 
     .venv/bin/python benchmarks/pool.py [--archs resnet18 tinynet_e] [--rounds 4] [--sweep [--experiment FILE]]
 """

@@ -46,6 +46,7 @@ def faults(mode: str) -> tuple[str, float]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_freed_buffers_are_reused_instead_of_faulted_in_again():
     assert keep_freed_memory() is True  # this machine's C library is glibc: the setting applies
+    assert keep_freed_memory("cuda:0") is False  # a CUDA run's tensors are not in this heap: left as it is
     tuned, with_setting = faults("tuned")
     _, default = faults("default")
     assert tuned == "True"
@@ -62,7 +63,7 @@ RUN = textwrap.dedent("""
     from bench.config import make_config
     from bench.train import protocol
     if sys.argv[1] == "default":
-        protocol.keep_freed_memory = lambda: False
+        protocol.keep_freed_memory = lambda device: False
     cfg = make_config(**json.loads(sys.argv[2]))
     row = protocol.run(cfg)
     print(json.dumps([row[k] for k in ("run_id", "final_valid_loss", "final_accuracy", "status")]))

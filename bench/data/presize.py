@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from fastai.vision.core import PILImage
 from PIL import Image
+from torch.utils.data import get_worker_info
 
 from ..config import ConfigError, cache_dir
 from .images import open_rgb, shrink
@@ -77,7 +78,6 @@ def load_entry(fn: str) -> np.ndarray:
     arr = _memo.get(fn)
     if arr is None:
         arr = np.load(fn)
-        from torch.utils.data import get_worker_info
         if _memo_size[0] + arr.nbytes <= MEMO_BYTES and get_worker_info() is None:
             arr.flags.writeable = False  # shared by every epoch: nothing may write it (PIL copies RGB pixels)
             _memo[fn], _memo_size[0] = arr, _memo_size[0] + arr.nbytes

@@ -152,13 +152,14 @@ _shared: dict[tuple, Pool] = {}
 # Set in this process while a driver plans, so not a reason to start another server than the one launched before
 # planning: importing torch sets the KMP_* (Intel OpenMP's fork settings; the server sets them itself when it imports
 # torch), and BENCH_TOLD holds the dataset notes already said (bench.data.dataset.tell_once; each job carries it)
-_SET_BY_US = ("BENCH_TOLD", "KMP_INIT_AT_FORK", "KMP_DUPLICATE_LIB_OK")
+_SET_WHILE_PLANNING = ("BENCH_TOLD", "KMP_INIT_AT_FORK", "KMP_DUPLICATE_LIB_OK")
 
 
 def shared_pool() -> Pool:
     """This process's pool, kept between sweeps (a race's rounds) while the environment and working directory stay
     the same: the libraries are imported once per driver, not once per round."""
-    key = (sys.executable, os.getcwd(), tuple(sorted((k, v) for k, v in os.environ.items() if k not in _SET_BY_US)))
+    env = sorted((k, v) for k, v in os.environ.items() if k not in _SET_WHILE_PLANNING)
+    key = (sys.executable, os.getcwd(), tuple(env))
     if key not in _shared:
         for old in _shared.values():
             old.close()

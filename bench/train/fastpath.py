@@ -22,11 +22,16 @@ from __future__ import annotations
 CHANNELS_LAST_FROM: dict[str, int | None] = {"cuda": 0, "cpu-avx512": 128, "cpu": None}
 
 
+def device_type(device) -> str:
+    """`cpu`, `cuda`, ... of a torch.device or its name."""
+    return getattr(device, "type", str(device).split(":")[0])
+
+
 def layout_class(device) -> str:
     """The row of CHANNELS_LAST_FROM that applies: `cuda`, `cpu-avx512` (oneDNN's AVX-512 kernels) or `cpu`. Coarser
     than the run identity's device class (bench.train.realise), which names the GPU and the exact ISA."""
     import torch
-    if getattr(device, "type", str(device).split(":")[0]) == "cuda":
+    if device_type(device) == "cuda":
         return "cuda"
     return "cpu-avx512" if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else "cpu"
 
@@ -45,14 +50,18 @@ def memory_format(setting: str | bool, device, img_size: int) -> str:
 # of freed heap kept instead of returned to the kernel. By default the optimizer's per-parameter temporaries (up to a
 # parameter's size: 9 MB in resnet18) are mmapped and unmapped every step and the kernel zero-fills their pages again
 # each time: 4,600-23,000 page faults a resnet18 step (tests/test_allocator.py), 1.5-7 s of system time a quick run.
-# Measured (docs/benchmarks.md, "The quick benchmark in 5 minutes"): xresnet18 quick run 47 -> 42 s, resnet18 43 -> 39 s, losses
-# identical to the last bit (torch's CPU allocator aligns every buffer to 64 bytes either way); at 160 px -3.5 %.
+# Measured (docs/benchmarks.md, "The quick benchmark in 5 minutes"): xresnet18 quick run 47 -> 42 s, resnet18
+# 43 -> 39 s, losses identical to the last bit (torch's CPU allocator aligns every buffer to 64 bytes either way);
+# at 160 px -3.5 %.
 MALLOPT = {-3: 32 << 20, -1: 256 << 20}  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD (malloc.h)
 
 
-def keep_freed_memory() -> bool:
-    """Tune this process's glibc allocator as above; False where the C library is not glibc (nothing changed)."""
+def keep_freed_memory(device="cpu") -> bool:
+    """Tune this process's glibc allocator as above for a run on `device`; False where nothing changed: a CUDA run
+    (its tensors are not in this heap; measured on CPU only) or a C library other than glibc."""
     import ctypes
+    if device_type(device) != "cpu":
+        return False
     try:
         libc = ctypes.CDLL(None)  # the symbols this process already has (find_library would run ldconfig each run)
         mallopt = libc.mallopt

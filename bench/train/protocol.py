@@ -38,11 +38,10 @@ def run(cfg: RunConfig, prepared: Prepared | None = None, sink=None) -> dict:
     tracker = tracker_for(cfg, row)  # a fastai callback mirroring the run to MLflow (None when cfg.track is none)
     try:
         device = resolve_device(cfg.device)
-        if device.type == "cpu":
-            keep_freed_memory()  # same numbers, less system time (bench.train.fastpath)
-            if p.threads:
-                torch.set_num_threads(p.threads)  # part of the identity: another count sums in another order
-                row["threads"] = torch.get_num_threads()
+        keep_freed_memory(device)  # same numbers, less system time (bench.train.fastpath)
+        if device.type == "cpu" and p.threads:
+            torch.set_num_threads(p.threads)  # part of the identity: another count sums in another order
+            row["threads"] = torch.get_num_threads()
         seed_all(cfg.seed)
         stats = arch_for(cfg.arch, cfg.activation, cfg.self_attention).input_stats()  # what its weights expect
         dls = make_dls(cfg, p.dataset.root, p.items, device=device, stats=stats)

@@ -68,8 +68,7 @@ def measure(arch: str, img_size: int | None = None, batch_size: int | None = Non
         from ..logs import check_writable
         check_writable(results_dir)
     from .fastpath import keep_freed_memory, memory_format
-    if dev.type == "cpu":
-        keep_freed_memory()  # as training runs do, so the speed measured is theirs
+    keep_freed_memory(dev)  # as training runs do, so the speed measured is theirs
     row = dict(arch=cfg.arch, family=spec.family, source=spec.source, img_size=cfg.img_size,
                batch_size=cfg.batch_size, precision=cfg.precision, channels_last=cfg.channels_last,
                memory_format=memory_format(cfg.channels_last, dev, cfg.img_size), compile=compile,
