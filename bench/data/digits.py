@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from ..config import cache_dir
+from .fashion import materialise_fashion_mnist
 
 DIGITS_SIZE = 32  # px: the 8x8 originals upscaled so every profile's crop has something to cut from
 
@@ -35,4 +36,5 @@ def materialise_digits(dest: Path | None = None) -> Path:
     return dest
 
 
-EMBEDDED = {"digits": materialise_digits}
+# name -> writer of the class folders; fashion-mnist comes from a Debian package, not from inside bench
+EMBEDDED = {"digits": materialise_digits, "fashion-mnist": materialise_fashion_mnist}

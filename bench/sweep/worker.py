@@ -20,7 +20,11 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from ..logs import tidy_lock
+from ..config import make_config
+from ..console import one_line, quiet_libraries
+from ..logs import read_rows, tidy_lock
+from ..sinks import RowSpool
+from .plan import satisfied
 
 EXIT_OK, EXIT_FAILED, EXIT_BUSY, EXIT_DONE, EXIT_INTERRUPTED = 0, 1, 3, 4, 130
 
@@ -30,16 +34,13 @@ def claim_path(results_dir: str | Path, run_id: str) -> Path:
 
 
 def rows_for(results_dir: str | Path, run_id: str) -> list[dict]:
-    from ..logs import read_rows
-    from ..train.record import index_path
+    from ..train.record import index_path  # deferred: torch; the sweep's driver imports this module
     return [r for r in read_rows(index_path(results_dir)) if r.get("run_id") == run_id]
 
 
 def is_done(job: dict) -> bool:
     """Finished since the sweep planned: an ok row that is the run asked for (a random-init fallback of a run that
     asked for weights, now available, is not; `plan.satisfied`)."""
-    from ..config import make_config
-    from .plan import satisfied
     return satisfied(rows_for(job["config"]["results_dir"], job["run_id"]), make_config(**job["config"]))
 
 
@@ -63,21 +64,18 @@ def claim(job: dict, wait: bool) -> FileLock | None:
 
 def record_failure(job: dict, error: str, sink=None) -> dict:
     """A failed row for a job whose run ended before the protocol could record it (appended, or through `sink`)."""
-    from ..config import make_config
-    from ..train.record import record_failure as record
+    from ..train.record import record_failure as record  # deferred: torch (see rows_for)
     return record(make_config(**job["config"]), job["run_id"], job["fingerprint"], job["split_hash"],
                   job.get("dataset_name", job["config"]["dataset"]), error, sink=sink, ident=job.get("identity"))
 
 
 def main(argv: list[str]) -> int:
-    from ..console import quiet_libraries
     quiet_libraries()
     return run_job(json.loads(argv[0]))
 
 
 def run_job(job: dict) -> int:
     """Claim, check and run one job in this process; the exit code says what became of it (EXIT_*)."""
-    from ..sinks import RowSpool
     if job.get("spool"):  # a Ray task: the driver holds the claim and is the only writer of results_dir
         return execute(job, RowSpool(job["spool"]))
     lock = claim(job, wait=bool(job.get("wait")))
@@ -90,7 +88,6 @@ def run_job(job: dict) -> int:
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the run recorded itself as interrupted
         return EXIT_INTERRUPTED
     except Exception as e:  # e.g. the index unreadable: say so in the run's row rather than as a bare exit code
-        from ..train.record import one_line
         show_traceback()
         record_failure(job, one_line(e))
         return EXIT_FAILED
@@ -102,10 +99,9 @@ def execute(job: dict, sink=None) -> int:
     """Resolve and train the job; its rows go to results_dir, or through `sink` (nothing written under
     results_dir then: the dataset is resolved and the split computed on this node, and the run id check below
     proves they are the ones the sweep planned)."""
-    from ..config import make_config
+    # deferred: torch and fastai, which only the run's own process needs
     from ..train.prepare import Resolver
     from ..train.protocol import run
-    from ..train.record import one_line
     if job.get("threads"):
         import torch
         torch.set_num_threads(int(job["threads"]))
