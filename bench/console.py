@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import sys
 
+from .config import ConfigError
+
 PHASES = {1: "frozen", 2: "unfrozen"}
 
 
@@ -60,16 +62,21 @@ def show_warning(message, category, filename, lineno, file=None, line=None) -> N
         pass
 
 
+def one_line(e: BaseException) -> str:
+    """An exception as one line, `Type: first line of its message` (300 characters at most): the `error` column of
+    a failed row and what a person reads of it."""
+    msg = str(e).strip()
+    return f"{type(e).__name__}: {msg.splitlines()[0][:300]}" if msg else type(e).__name__
+
+
 def recorded_or_exit(what: str, where, fn):
     """`fn()`'s result and exit code 0; a failure `fn` has already recorded as a `failed` row becomes one line on
     stderr, `bench: <what> failed: <error> (recorded in <where>)`, and exit code 1. Bad input (ConfigError) is not
     a failure of the run: it propagates, for the CLI's exit code 2. Shared by `bench run` and `bench speed`."""
-    from .config import ConfigError
     try:
         return fn(), 0
     except ConfigError:
         raise
     except Exception as e:  # noqa: BLE001 (any failure: the row holds it, the user gets one line)
-        from .train.record import one_line
         print(f"bench: {what} failed: {one_line(e)} (recorded in {where})", file=sys.stderr)
         return None, 1

@@ -1,13 +1,20 @@
 """What makes two runs the same: one function for the run id, the planner's "done", the race's reuse and the report's
 grouping (pure Python: the report and a dry-run plan use it without importing torch).
 
-A run's identity is everything that changes its numbers and nothing else: the resolved config, minus the fields that
-only say where it writes or how it is labelled, with every *requested* setting replaced by what it resolves to before
-training (the dataset as typed -> its content fingerprint and split hash; pretrained/weights -> the weights really
-loaded; channels_last=auto -> the memory format; device=auto -> the device class; the CPU thread count, which changes
-the order of floating-point reductions) plus the versions of the libraries that compute the run. Three hashes of it:
+A run's identity is the experiment instance: what the run is asked to compute and on what. The resolved config minus
+the fields that only say where it writes, how it is labelled or how it is executed, with every *requested* setting
+replaced by what it resolves to before training (the dataset as typed -> its content fingerprint and split hash;
+pretrained/weights -> the weights really loaded; precision -> the precision the hardware computes in), plus the
+versions of the libraries that define the model and the training loop.
 
-- `run_id`: the whole identity, so one id is one set of numbers on one device class;
+Nothing about the machine is in it. Two CPUs dispatch different kernels, a thread count sums in another order, a
+memory format picks other convolution kernels, DataLoader workers draw augmentations from other random streams: each
+moves a run's accuracy about as much as another seed does (docs/benchmarks.md, "Context"). That is noise for the
+statistics to count, not another experiment, so it is the run's *execution context*, recorded beside the row
+(`context`) and not hashed: the same instance in the same context replays bit for bit; a results folder continued on
+another machine, or a Ray cluster of mixed nodes, reuses every finished instance. Three hashes of the identity:
+
+- `run_id`: the whole identity, the experiment instance;
 - `variant_id`: minus the instance (seed, fold): the runs a report averages;
 - `protocol_id`: minus the instance and the architecture-only fields (the arch, its xResNet switches, its library's
   version, its specific checkpoint -> the *kind* of weights): models compared in one ranking differ in these alone.
@@ -18,12 +25,20 @@ import hashlib
 import json
 from typing import Any, Mapping
 
-# Bump when bench itself changes what a run computes: rows of another version are never the same run.
-IDENTITY_VERSION = 2
+# Bump when bench itself changes what a run computes: rows of another version are never the same run (except version
+# 2, whose identity held the machine: `upgrade` drops those fields, so its rows pool with version 3's).
+IDENTITY_VERSION = 3
 
-# Config fields that cannot change the numbers, and requests replaced by what they resolve to (identity's keywords).
-NOT_NUMERIC = frozenset({"results_dir", "experiment", "num_workers", "on_bad_image", "track"})
-REQUESTED = frozenset({"dataset", "pretrained", "weights", "channels_last", "device", "threads"})
+# Config fields that do not define the experiment: where it writes, how it is labelled, how it is executed (the
+# execution context: recorded in the row, not hashed), and top_k, which changes only the top-k metric's k.
+NOT_NUMERIC = frozenset({"results_dir", "experiment", "num_workers", "on_bad_image", "track", "threads", "device",
+                         "channels_last", "top_k"})
+# Requests replaced by what they resolve to (identity's keywords).
+REQUESTED = frozenset({"dataset", "pretrained", "weights", "precision"})
+# What a split the dataset fixes itself (train/ + valid/ folders, an is_valid column) does not depend on.
+SPLIT_SETTINGS = ("split_seed", "n_folds")
+# Version 2's machine fields, dropped by `upgrade`.
+MACHINE_V2 = ("device_class", "threads", "memory_format", "channels_last", "device", "top_k")
 
 INSTANCE = ("seed", "fold")
 ARCHITECTURE = ("arch", "activation", "self_attention", "weights", "arch_library")
@@ -56,17 +71,18 @@ def settings(config: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _canonical(v) for k, v in config.items() if k not in NOT_NUMERIC | REQUESTED}
 
 
-def identity(config: Mapping[str, Any], *, dataset_fingerprint: str, split_hash: str, weights: str,
-             memory_format: str, device_class: str, threads: int | None, versions: Mapping[str, str],
-             **extra: Any) -> dict[str, Any]:
-    """The canonical identity of a resolved run. `threads` counts only on a CPU (a GPU run's maths does not run on
-    the host threads); `versions` = {library: version} for CORE_LIBRARIES and the arch's library (`arch_library`
-    holds the latter as 'name==version'); `extra`: further realised values that change the numbers."""
+def identity(config: Mapping[str, Any], *, dataset_fingerprint: str, split_hash: str, weights: str, precision: str,
+             versions: Mapping[str, str], own_split: bool = False, **extra: Any) -> dict[str, Any]:
+    """The canonical identity of a resolved run. `precision`: what the hardware computes in (bench.train.realise);
+    `versions` = {library: version} for CORE_LIBRARIES and the arch's library (`arch_library` holds the latter as
+    'name==version'); `own_split`: the dataset fixes its split, so split_seed and n_folds change nothing; `extra`:
+    further realised values that change the numbers."""
     ident = settings(config)
+    if own_split:
+        for k in SPLIT_SETTINGS:
+            ident.pop(k, None)
     ident.update(dataset_fingerprint=dataset_fingerprint, split_hash=split_hash, weights=weights,
-                 memory_format=memory_format, device_class=device_class,
-                 threads=int(threads) if threads and device_class.startswith("cpu") else None,
-                 identity_version=IDENTITY_VERSION)
+                 precision=precision, identity_version=IDENTITY_VERSION)
     ident.update(versions)
     ident.update({k: _canonical(v) for k, v in extra.items()})
     return {k: v for k, v in ident.items() if v is not None}
@@ -132,15 +148,26 @@ def _cell(v: Any) -> str:
     return "" if v is None or (isinstance(v, float) and v != v) else str(v)
 
 
+def upgrade(ident: Mapping[str, Any]) -> dict[str, Any]:
+    """A version-2 identity as version 3: the same experiment with the machine fields left out. Version 2 hashed the
+    device class, thread count and memory format (and top_k) beside exactly the fields version 3 keeps, so dropping
+    them names the same instance; its rows then pool with new ones and a continued sweep does not retrain them.
+    Other versions are returned as they are (version 1 never pools)."""
+    if ident.get("identity_version") != 2:
+        return dict(ident)
+    return {**{k: v for k, v in ident.items() if k not in MACHINE_V2}, "identity_version": IDENTITY_VERSION}
+
+
 def row_identity(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A runs.csv row's identity: its `identity_json`, or for a row written before it existed, what the row recorded
-    (marked identity_version 1, so such rows never pool with current ones)."""
+    """A runs.csv row's identity (current version): its `identity_json` (upgraded from version 2), or for a row
+    written before it existed, what the row recorded (marked identity_version 1, so such rows never pool with
+    current ones)."""
     text = row.get("identity_json")
     if isinstance(text, str) and text:
         try:
             ident = json.loads(text)
             if isinstance(ident, dict):
-                return ident
+                return upgrade(ident)
         except ValueError:
             pass
     try:
@@ -149,11 +176,19 @@ def row_identity(row: Mapping[str, Any]) -> dict[str, Any]:
         cfg = None
     if not isinstance(cfg, dict):
         cfg = {}
-    cell = {k: _cell(row.get(k)) for k in ("weights_used", "device", "threads", "dataset_fingerprint", "split_hash",
-                                           "memory_format", *CORE_LIBRARIES)}
+    cell = {k: _cell(row.get(k)) for k in ("weights_used", "dataset_fingerprint", "split_hash", "precision",
+                                           *CORE_LIBRARIES)}
     ident = identity(cfg, dataset_fingerprint=cell["dataset_fingerprint"], split_hash=cell["split_hash"],
-                     weights=cell["weights_used"].removesuffix(" (cache)"), memory_format=cell["memory_format"],
-                     device_class=cell["device"], threads=int(float(cell["threads"])) if cell["threads"] else None,
+                     weights=cell["weights_used"].removesuffix(" (cache)"), precision=cell["precision"] or "fp32",
                      versions={k: cell[k] for k in CORE_LIBRARIES})
     ident["identity_version"] = 1
     return ident
+
+
+def current_run_id(row: Mapping[str, Any]) -> str:
+    """The run id a row's experiment instance has today: its recorded `run_id` when the row is of the current
+    identity version, else the hash of its upgraded identity (a version-2 row is found under its version-3 id)."""
+    text = row.get("identity_json")
+    if isinstance(text, str) and f'"identity_version": {IDENTITY_VERSION}' in text and row.get("run_id"):
+        return str(row["run_id"])
+    return run_id(row_identity(row))

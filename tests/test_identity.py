@@ -1,5 +1,6 @@
 """One identity per run (bench/identity.py): the run id, the plan's "done", the race's reuse and the report's grouping
-all come from it. Each case here gave two ids for one run, or one id for two, before it existed."""
+all come from it. Each case here gave two ids for one run, or one id for two, before it existed. The identity is the
+experiment instance; the machine that ran it is its context, recorded beside it (issue 23)."""
 from __future__ import annotations
 
 import os
@@ -11,9 +12,8 @@ from bench.identity import (identity, protocol_id, row_identity, run_id, variant
                             weights_kind)
 from conftest import make_image_folder, tiny_config
 
-REALISED = dict(dataset_fingerprint="fp", split_hash="sh", weights="random", memory_format="contiguous",
-                device_class="cpu-avx512", threads=2, versions={"torch": "2.14.1", "fastai": "2.8.6",
-                                                                "arch_library": "torchvision==0.29.1"})
+REALISED = dict(dataset_fingerprint="fp", split_hash="sh", weights="random", precision="fp32",
+                versions={"torch": "2.14.1", "fastai": "2.8.6", "arch_library": "torchvision==0.29.1"})
 
 
 def _ident(config=None, **realised):
@@ -27,12 +27,13 @@ def test_what_cannot_change_the_numbers_is_not_in_the_identity():
     base = make_config("quick")
     same = [base.replace(results_dir="/elsewhere"), base.replace(experiment="x"), base.replace(track="mlflow"),
             base.replace(num_workers=3), base.replace(on_bad_image="fail"), base.replace(dataset="/typed/else"),
-            base.replace(pretrained="true"), base.replace(channels_last="false")]  # the last three: realised instead
+            base.replace(pretrained="true"), base.replace(channels_last="false"),  # realised instead
+            # the execution context: recorded beside the row, never hashed
+            base.replace(threads=1), base.replace(threads=2), base.replace(device="cpu"), base.replace(top_k=3)]
     assert {run_id(_ident(c)) for c in same} == {run_id(_ident(base))}
 
 
-@pytest.mark.parametrize("change", [dict(threads=1), dict(weights="torchvision:IMAGENET1K_V1"),
-                                    dict(memory_format="channels_last"), dict(device_class="cpu-avx2"),
+@pytest.mark.parametrize("change", [dict(weights="torchvision:IMAGENET1K_V1"), dict(precision="bf16"),
                                     dict(dataset_fingerprint="other"), dict(split_hash="other"),
                                     dict(versions={**REALISED["versions"], "torch": "2.15.0"}),
                                     dict(versions={**REALISED["versions"], "arch_library": "torchvision==0.30"})])
@@ -40,9 +41,28 @@ def test_what_changes_the_numbers_changes_the_run_id(change):
     assert run_id(_ident(**change)) != run_id(_ident())
 
 
-def test_threads_count_on_a_cpu_only():
-    assert run_id(_ident(device_class="cuda:NVIDIA H200", threads=1)) == \
-        run_id(_ident(device_class="cuda:NVIDIA H200", threads=2))
+def test_a_split_the_dataset_fixes_does_not_depend_on_split_settings():
+    from bench.config import make_config
+    base = make_config("quick")
+    own = {run_id(_ident(c, own_split=True)) for c in (base, base.replace(split_seed=7), base.replace(n_folds=3))}
+    assert len(own) == 1
+    made = {run_id(_ident(c)) for c in (base, base.replace(split_seed=7), base.replace(n_folds=3))}
+    assert len(made) == 3
+
+
+def test_a_version_2_row_is_found_under_its_version_3_id():
+    """Version 2 hashed the machine (device class, threads, memory format) and top_k beside the experiment: its rows
+    pool with version 3's once those are dropped, so a continued sweep does not retrain them."""
+    import json
+    from bench.identity import current_run_id, upgrade
+    ident = _ident()
+    v2 = {**ident, "identity_version": 2, "device_class": "cpu-avx512", "threads": 1, "memory_format": "contiguous",
+          "top_k": 5}
+    assert upgrade(v2) == ident and upgrade(ident) == ident
+    row = {"run_id": run_id(v2), "identity_json": json.dumps(v2)}
+    assert row_identity(row) == ident and current_run_id(row) == run_id(ident) != row["run_id"]
+    v1 = {**ident, "identity_version": 1}
+    assert run_id(upgrade(v1)) != run_id(ident)
 
 
 def test_seed_and_fold_are_the_instance_and_the_arch_is_the_candidate():
@@ -66,7 +86,7 @@ def test_a_protocol_reads_in_words_and_names_what_differs_from_the_article():
     from bench.config import make_config
     words = describe_protocol(_ident(make_config("quick")), "digits")
     assert words.startswith("32 px, 1+4 epochs, random init, 100 % of digits, batch 32")
-    assert "ft_lr_min=0.003" in words and "cpu-avx512" in words and "threads=2" in words
+    assert "ft_lr_min=0.003" in words and "threads" not in words and "cpu" not in words
     assert describe_protocol(_ident(make_config("quick", ft_epochs=1)), "digits") != words
 
 
@@ -116,12 +136,20 @@ def test_auto_and_false_without_weights_and_auto_and_true_with_them_are_one_run(
     assert len(by_file) == 1
 
 
-def test_the_thread_count_is_in_a_cpu_runs_id(tmp_path):
+def test_the_machine_is_not_in_the_run_id(tmp_path, monkeypatch):
+    """Threads, memory format and the CPU are the execution context: `make bench` (all cores) and a sweep (1 thread
+    a run), or two machines, plan one instance."""
+    import torch
     from bench.train.prepare import Resolver
     data = make_image_folder(tmp_path / "data")
     r = Resolver(write=False)
     one, two = (r.prepare(tiny_config(data, tmp_path / "results", threads=n, device="cpu")) for n in (1, 2))
-    assert one.run_id != two.run_id and (one.threads, two.threads) == (1, 2)
+    assert one.run_id == two.run_id and (one.threads, two.threads) == (1, 2)
+    layouts = {r.prepare(tiny_config(data, tmp_path / "results", channels_last=v)).run_id for v in ("true", "false")}
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    monkeypatch.setenv("BENCH_CPU_MODEL", "Intel Xeon")
+    other = Resolver(write=False).prepare(tiny_config(data, tmp_path / "results", threads=1, device="cpu"))
+    assert layouts == {one.run_id} == {other.run_id}
 
 
 def test_the_planned_weights_are_the_loaded_ones_for_an_xresnet_switch(tmp_path, monkeypatch):

@@ -26,15 +26,12 @@ def three(arch, base, **kw):
     (dict(dataset_fingerprint="fp-other"), None),  # handled by staleness: see below
     (dict(precision="bf16"), "precision=bf16"),
     (dict(weights_used="torchvision:IMAGENET1K_V1"), "ImageNet weights"),
-    (dict(memory_format="channels_last"), "memory_format=channels_last"),
-    (dict(device="cuda:NVIDIA H100"), "device_class=cuda:NVIDIA H100"),
     (dict(cfg=dict(min_scale=0.35)), "min_scale=0.35"),
     (dict(cfg=dict(presize=False)), "presize=False"),
     # A setting that did not exist when the report was written: covered because the identity is the whole config.
     (dict(cfg=dict(optimizer="sgd")), "optimizer=sgd"),
     (dict(head="manual"), "head=manual"),
     (dict(item_size=512), "items 512 px"),
-    (dict(threads="1"), "threads=1"),
 ])
 def test_never_averages_or_ranks_runs_of_another_protocol(tmp_path, kw, label):
     rows = three("resnet34", 0.80) + [{**r, "attempt": "20250101T000000000001"} for r in three("resnet34", 0.90, **kw)]
@@ -62,9 +59,18 @@ def test_architecture_only_settings_are_variants_ranked_together(tmp_path):
     assert s["rank"].tolist() == [1, 2]
 
 
+@pytest.mark.parametrize("kw", [dict(memory_format="channels_last"), dict(device="cuda:NVIDIA H100"),
+                                dict(threads="1")])
+def test_the_execution_context_pools_with_the_instance(tmp_path, kw):
+    """Memory format, device and threads are the context (issue 23): one model, its instances pooled."""
+    rows = three("resnet34", 0.80) + [{**r, "attempt": "20250101T000000000001"} for r in three("resnet34", 0.90, **kw)]
+    s = build(tmp_path, rows).summary
+    assert list(s.model) == ["resnet34"] and s.n.iloc[0] == 3 and s.acc_mean.iloc[0] == pytest.approx(0.91)
+
+
 def test_pools_what_does_not_change_the_numbers(tmp_path):
     # Worker count, results folder, experiment name, the dataset as typed, requested device and `pretrained` (when
-    # what was loaded is recorded) do not make a variant. (The GPU model does: bench/identity.py's device class.)
+    # what was loaded is recorded) do not make a variant; neither does the GPU model (the context, issue 23).
     rows = [run_row("resnet34", 0, 0.80, device="cuda:NVIDIA H100", cfg=dict(num_workers=8, device="cuda")),
             run_row("resnet34", 1, 0.82, device="cuda:NVIDIA H100", experiment="other",
                     cfg=dict(results_dir="/elsewhere", on_bad_image="fail", dataset="./digits/")),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config import RunConfig
+from ..identity import current_run_id
 
 STATUSES = ("planned", "done", "failed-before")  # a run's place in a plan, as `bench sweep --dry-run --json` shows
 
@@ -70,7 +71,7 @@ def plan(configs: list[RunConfig] | tuple[RunConfig, ...], name: str = "", skip_
         if cfg.results_dir not in index:
             index[cfg.results_dir] = {}
             for r in read_rows(index_path(cfg.results_dir)):
-                index[cfg.results_dir].setdefault(r.get("run_id"), []).append(r)
+                index[cfg.results_dir].setdefault(current_run_id(r), []).append(r)
         rows = index[cfg.results_dir].get(prep.run_id, [])
         job = dict(config=cfg.to_dict(), run_id=prep.run_id, fingerprint=prep.dataset.fingerprint,
                    split_hash=prep.split_hash, dataset_name=prep.dataset.name, identity=prep.ident, env=job_env())

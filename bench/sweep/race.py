@@ -215,6 +215,7 @@ def evaluate_runs(name: str, executor: str = "local", retry_failed: bool = False
     and reads each run's metric and validation size from its latest ok row; a run that failed gives None. A run that
     failed before (in this race or a sweep) is not tried again unless `retry_failed`: a restarted race must see
     what its log saw."""
+    from ..identity import current_run_id
     from ..logs import read_rows
     from ..train.record import index_path
     from .executors import execute
@@ -229,7 +230,7 @@ def evaluate_runs(name: str, executor: str = "local", retry_failed: bool = False
         latest: dict[str, dict] = {}
         for row in read_rows(index_path(configs[0].results_dir)):
             if row.get("status") == "ok":
-                latest[row["run_id"]] = row
+                latest[current_run_id(row)] = row
         values = []
         for run_id in p.ids:
             row = latest.get(run_id, {})

@@ -35,7 +35,8 @@ def claim_path(results_dir: str | Path, run_id: str) -> Path:
 
 def rows_for(results_dir: str | Path, run_id: str) -> list[dict]:
     from ..train.record import index_path  # deferred: torch; the sweep's driver imports this module
-    return [r for r in read_rows(index_path(results_dir)) if r.get("run_id") == run_id]
+    from ..identity import current_run_id
+    return [r for r in read_rows(index_path(results_dir)) if current_run_id(r) == run_id]
 
 
 def is_done(job: dict) -> bool:

@@ -33,8 +33,10 @@ class Prepared:
     run_id: str
 
     @property
-    def threads(self) -> int | None:
-        return self.ident.get("threads")
+    def threads(self) -> int:
+        """The torch CPU threads the run will use (execution context: not in the identity)."""
+        from .realise import thread_count
+        return thread_count(self.cfg)
 
 
 @dataclass
@@ -66,7 +68,7 @@ class Resolver:
         items = subsample(split, cfg.pct_images, cfg.fold)
         check_batches(cfg, ds.name, items)
         ident = identity(cfg.to_dict(), dataset_fingerprint=ds.fingerprint, split_hash=split_hash,
-                         **realise(cfg, spec, weights))
+                         own_split=ds.own_split, **realise(cfg, spec, weights))
         return Prepared(cfg, ds, items, split_hash, ident, run_id_of(ident))
 
 

@@ -10,13 +10,16 @@ from pathlib import Path
 import torch
 
 from ..config import RunConfig
+from ..console import one_line
 from ..identity import ids
 from ..logs import epoch_callback
 from ..sinks import FileSink
 from .fastpath import keep_freed_memory
+from .outcomes import record_outcomes
 from .prepare import Prepared, prepare
+from .realise import context, numeric_precision
 from .record import (INDEX_FIELDS, MOMS, base_row, check_trained, device_name, final_metrics, index_path,
-                     now_attempt, one_line)
+                     now_attempt)
 
 
 def run(cfg: RunConfig, prepared: Prepared | None = None, sink=None) -> dict:
@@ -39,9 +42,10 @@ def run(cfg: RunConfig, prepared: Prepared | None = None, sink=None) -> dict:
     try:
         device = resolve_device(cfg.device)
         keep_freed_memory(device)  # same numbers, less system time (bench.train.fastpath)
-        if device.type == "cpu" and p.threads:
-            torch.set_num_threads(p.threads)  # part of the identity: another count sums in another order
-            row["threads"] = torch.get_num_threads()
+        if device.type == "cpu":
+            torch.set_num_threads(p.threads)  # context: another count sums in another order (recorded, not hashed)
+        row["threads"] = torch.get_num_threads()
+        numeric_precision(cfg.precision, device)  # the precision the identity names, on any device (no TF32)
         seed_all(cfg.seed)
         stats = arch_for(cfg.arch, cfg.activation, cfg.self_attention).input_stats()  # what its weights expect
         dls = make_dls(cfg, p.dataset.root, p.items, device=device, stats=stats)
@@ -54,6 +58,7 @@ def run(cfg: RunConfig, prepared: Prepared | None = None, sink=None) -> dict:
                    source=built.spec.source, weights_used=built.weights_used, normalize=stats_label(stats),
                    n_classes=len(dls.vocab), n_train=len(dls.train_ds), n_valid=len(dls.valid_ds),
                    device=device_name(device), memory_format=learn.memory_format, params_1k=count_params_1k(built.spec),
+                   context=context(device, row["threads"], learn.memory_format, dls.train.num_workers),
                    params_total=sum(q.numel() for q in learn.model.parameters()))
 
         learn.freeze()
@@ -64,6 +69,8 @@ def run(cfg: RunConfig, prepared: Prepared | None = None, sink=None) -> dict:
             row["train_img_per_s"] = round(logger.train_images / max(logger.train_seconds, 1e-9), 2)
             row.update(final_metrics(logger.rows))
         check_trained(logger.rows, logger.train_images)  # no ok row without training, nor with a NaN/inf loss
+        # the final model's per-image outcomes (one inference pass), written before the row that points at them
+        row.update(record_outcomes(learn, p, sink, row["final_accuracy"], without=[logger, tracker]))
     except BaseException as e:
         # Ctrl-C is the user stopping the run, not the model failing: `interrupted`, which a restarted sweep re-runs
         # and the report does not count as a failure

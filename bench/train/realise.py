@@ -1,5 +1,6 @@
 """What a config resolves to before training, for the run's identity (bench/identity.py): the weights that will be
-loaded, the memory format, the device class, the CPU thread count and the versions of the libraries that compute it.
+loaded, the precision the hardware computes in and the versions of the libraries that compute it; and the
+execution context recorded beside it (device, ISA, threads, memory format, DataLoader workers), which is not hashed.
 
 Resolved once, before anything trains, by the same code for `bench run`, the sweep plan and the worker; the protocol
 then checks that the run really used what its identity says (a mismatch is a failed run, never an `ok` row under an
@@ -7,6 +8,7 @@ id that means other numbers).
 """
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 
@@ -35,12 +37,58 @@ def library_versions(spec: ArchSpec) -> dict[str, str]:
     return {**{p: _version(p) for p in CORE_LIBRARIES}, "arch_library": f"{pkg}=={_version(pkg)}"}
 
 
-def device_class(device: torch.device) -> str:
-    """`cuda:<GPU name>` or `cpu-<ISA torch dispatches to>` (avx512, avx2, default): the kernels, and so the
-    floating-point results, differ between these classes."""
+@lru_cache(maxsize=None)
+def cpu_model() -> str:
+    """The CPU's model name as /proc/cpuinfo gives it; BENCH_CPU_MODEL names it where the host hides it (some
+    containers and VMs say only the vendor), and lets a test cluster's nodes say they differ."""
+    told = os.environ.get("BENCH_CPU_MODEL", "").strip()
+    if told:
+        return told
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def device_context(device: torch.device) -> str:
+    """The device in words: the GPU's name, or the CPU model and the ISA torch dispatches to (avx512, avx2, ...):
+    two CPUs of one ISA still dispatch different kernels, so both are named."""
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
-    return f"cpu-{torch.backends.cpu.get_cpu_capability().lower()}"
+    return f"{cpu_model()} ({torch.backends.cpu.get_cpu_capability().lower()})"
+
+
+def numeric_precision(precision: str, device: torch.device) -> str:
+    """The precision the run computes in, set here so that it is what was asked on any device: bf16/fp16 are
+    autocast; fp32 is fp32 everywhere, because on CUDA TF32 is turned off for its convolutions and matmuls (torch
+    allows it for cuDNN by default, and an Ampere or newer GPU would then compute an fp32 run in TF32: another
+    instance than a CPU's). So a GPU node beside CPU nodes computes the instance the plan named."""
+    if device.type == "cuda" and precision == "fp32":
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    return precision
+
+
+def tf32_state() -> str:
+    """What the CUDA TF32 switches say (recorded in the context)."""
+    return "tf32 " + ("on" if torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32 else "off")
+
+
+def context(device: torch.device, threads: int, memory_format_used: str, num_workers: int) -> str:
+    """The execution context recorded beside a row (never hashed): where and how it ran. The same instance in the
+    same context gives the same numbers bit for bit; another context moves them like another seed."""
+    parts = [device_context(device)]
+    if device.type == "cuda":
+        parts.append(tf32_state())
+    else:
+        parts.append(f"{threads} thread{'s' if threads != 1 else ''}")
+    parts += [memory_format_used, f"{num_workers} loader worker{'s' if num_workers != 1 else ''}"]
+    return " · ".join(parts)
 
 
 def thread_count(cfg: RunConfig) -> int:
@@ -58,5 +106,9 @@ def realise(cfg: RunConfig, spec: ArchSpec, weights: str) -> dict:
     """The realised half of the identity (see bench.identity.identity's keyword arguments); `weights`: what
     bench.train.weights.resolve_weights said the run will load."""
     device = resolve_device(cfg.device)
-    return dict(weights=weights, memory_format=memory_format(cfg.channels_last, device, cfg.img_size),
-                device_class=device_class(device), threads=thread_count(cfg), versions=library_versions(spec))
+    return dict(weights=weights, precision=numeric_precision(cfg.precision, device), versions=library_versions(spec))
+
+
+def planned_memory_format(cfg: RunConfig) -> str:
+    """The memory format `channels_last` resolves to on this machine (context, not identity)."""
+    return memory_format(cfg.channels_last, resolve_device(cfg.device), cfg.img_size)

@@ -23,8 +23,8 @@ INDEX_FIELDS = [
     "top_k", "activation", "self_attention", "loss", "min_scale", "presize", "precision", "channels_last",
     "memory_format", "normalize", "params_total", "params_trainable_phase1", "params_1k", "final_accuracy",
     "best_accuracy", "best_epoch", "final_top_k", "final_valid_loss", "phase1_seconds", "phase2_seconds",
-    "total_seconds", "train_img_per_s", "device", "threads", "python", "torch", "torchvision", "fastai", "timm",
-    "pytorchcv", "geffnet", "git_sha", "host", "epoch_log", "config_json", "identity_json",
+    "total_seconds", "train_img_per_s", "device", "threads", "context", "python", "torch", "torchvision", "fastai", "timm",
+    "pytorchcv", "geffnet", "git_sha", "host", "epoch_log", "outcomes", "config_json", "identity_json",
 ]
 
 
@@ -46,11 +46,6 @@ def base_row(cfg: RunConfig, attempt: str) -> dict:
                git_sha=git_sha(), host=host(), config_json=json.dumps(cfg.to_dict(), sort_keys=True),
                dataset=cfg.dataset, **versions())
     return row
-
-
-def one_line(e: BaseException) -> str:
-    msg = str(e).strip()
-    return f"{type(e).__name__}: {msg.splitlines()[0][:300]}" if msg else type(e).__name__
 
 
 class NonFiniteLoss(RuntimeError):
