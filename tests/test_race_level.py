@@ -16,7 +16,7 @@ from bench.config import ConfigError
 from bench.logs import read_rows
 from bench.sweep.experiment import Experiment, load_experiment
 from bench.sweep.race import Score, race
-from bench.stats import paired_t
+from bench.pairedtest import paired_t
 from bench.sweep.racestats import compare
 
 N_VALID = 90  # validation images per fold: accuracy moves in steps of 1/90

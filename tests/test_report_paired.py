@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bench.report import build as report
-from bench.stats import bonferroni_levels, exact_lower_bound, lower_bound, paired_p, sign_flip_p, versus_best
+from bench.pairedtest import bonferroni_levels, exact_lower_bound, lower_bound, paired_p, sign_flip_p, versus_best
 from test_report import run_row, write_csv
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..identity import protocol_fields, row_identity
-from ..stats import lower_bound, paired_p
+from ..pairedtest import lower_bound, paired_p
 from .groups import INSTANCE
 from .stats import resolution
 

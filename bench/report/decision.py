@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..stats import ALPHA
+from ..pairedtest import ALPHA
 from .stats import MIN_PAIRS
 
 

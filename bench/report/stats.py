@@ -20,7 +20,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from ..stats import ALPHA, Versus, lower_bound, paired_p, versus, versus_best
+from ..pairedtest import ALPHA, Versus, lower_bound, paired_p, versus, versus_best
 from .groups import INSTANCE
 
 MIN_PAIRS = 3  # fewer common instances: no ranking (P(best) over 2 instances is a coin toss)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..stats import paired_t, sign_flip_p, versus_best
+from ..pairedtest import paired_t, sign_flip_p, versus_best
 
 TESTS = ("ttest", "permutation", "friedman")
 RULES = {"ttest": "one-sided paired t-test vs the best mean, sd floored at one validation image",
