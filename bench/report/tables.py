@@ -18,7 +18,7 @@ NUMERIC = ["img_size", "batch_size", "pct_images", "head_epochs", "ft_epochs", "
            "phase1_seconds", "phase2_seconds", "total_seconds"]
 TEXT = ["run_id", "attempt", "timestamp", "status", "error", "experiment", "arch", "family", "source", "head",
         "layer_groups", "pretrained", "weights_used", "dataset", "dataset_fingerprint", "split_hash", "seed",
-        "split_seed", "fold", "n_folds", "epoch_log", "config_json"]
+        "split_seed", "fold", "n_folds", "epoch_log", "outcomes", "config_json"]
 # Statuses that are not a model's failure: a run stopped by the user (Ctrl-C, a killed sweep) that resume re-runs.
 NOT_FAILED = {"ok", "interrupted"}
 
