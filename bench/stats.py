@@ -103,7 +103,7 @@ def gap(a: pd.DataFrame, b: pd.DataFrame, outcomes: dict | None = None, n_train:
     if shared.empty:
         return None
     folds, parts, n_images, per_image = [], [], [], True
-    for _, f in shared.groupby("fold", sort=True):
+    for _, f in shared.groupby("fold", sort=True, dropna=False):
         ra, rb = f.run_id_a.tolist(), f.run_id_b.tolist()
         have = all(r in outcomes for r in ra + rb)
         if have:

@@ -18,8 +18,10 @@ from .groups import fill_commands, one_per_instance
 from .html import gmacs_hint, html_page, html_section, markdown_table, slug
 from .races import Race, load_races, race_html, race_markdown
 from .reference import add_published, article_datasets, load_reference
-from .stats import COMP_COLS, Ranking, pairwise, rank
-from .tables import ReportError, filter_runs, label_models, latest_attempts, load_curves, load_runs, read_csv, summarise
+from .tables import (ReportError, filter_runs, instance_sets, label_models, lacking, latest_attempts, load_curves,
+                     load_runs, read_csv, summarise)
+from ..stats import Verdict
+from .verdicts import COMP_COLS, correctness, pairwise, section_verdict
 
 
 @dataclass
@@ -31,6 +33,7 @@ class ReportResult:
     failed: pd.DataFrame
     stale: pd.DataFrame = field(default_factory=pd.DataFrame)
     decisions: dict[str, Decision] = field(default_factory=dict)
+    verdicts: dict = field(default_factory=dict)  # section -> bench.stats.Verdict
     races: list[Race] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     pretraining: pd.DataFrame = field(default_factory=pd.DataFrame)  # contrasts.pretraining: ImageNet vs random
@@ -42,16 +45,17 @@ def output_name(**filters: str | None) -> str:
     return "-".join(["report", *(slug(v) for v in filters.values() if v)])
 
 
-def _rankings(ok: pd.DataFrame) -> dict[str, Ranking]:
-    return {sec: rank(d) for sec, d in ok.groupby("section", sort=False)}
+def _verdicts(ok: pd.DataFrame, outcomes: dict) -> dict:
+    return {sec: section_verdict(d, outcomes) for sec, d in ok.groupby("section", sort=False)}
 
 
-def _fills(ok: pd.DataFrame, summary: pd.DataFrame, rankings: dict[str, Ranking], results_dir: Path) -> dict:
+def _fills(ok: pd.DataFrame, summary: pd.DataFrame, results_dir: Path) -> dict:
     """(section, model) → commands that fill the instances it lacks."""
     out = {}
     for r in summary[summary.lacking.astype(bool)].itertuples():
-        rows = ok[(ok.section == r.section) & (ok.model == r.model)]
-        out[(r.section, r.model)] = fill_commands(rows, rankings[r.section].lacking(r.model), str(results_dir))
+        sec = ok[ok.section == r.section]
+        rows = sec[sec.model == r.model]
+        out[(r.section, r.model)] = fill_commands(rows, lacking(instance_sets(sec), r.model), str(results_dir))
     return out
 
 
@@ -66,15 +70,16 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
     runs = label_models(runs)
     ok, failed, retried, stopped = latest_attempts(runs[runs.stale == ""])
     ok, repeats = one_per_instance(ok)
-    gains = contrasts.pretraining(ok)
     stale = latest_attempts(runs[runs.stale != ""])[0]
-    rankings = _rankings(ok)
-    comps = pd.concat([pairwise(d, d.dataset.iloc[0], sec) for sec, d in ok.groupby("section", sort=False)]
+    outcomes = correctness(results_dir, ok)
+    gains = contrasts.pretraining(ok, outcomes)
+    verdicts = _verdicts(ok, outcomes)
+    comps = pd.concat([pairwise(d, outcomes, d.dataset.iloc[0], sec) for sec, d in ok.groupby("section", sort=False)]
                       or [pd.DataFrame(columns=COMP_COLS)], ignore_index=True)
-    summary = summarise(ok, failed, read_csv(results_dir / "speed.csv", notes), rankings)
+    summary = summarise(ok, failed, read_csv(results_dir / "speed.csv", notes), verdicts)
     article = article_datasets()
     summary = add_published(summary, load_reference(), article)
-    fills = _fills(ok, summary, rankings, results_dir)
+    fills = _fills(ok, summary, results_dir)
     curves = load_curves(results_dir, ok)
     races = load_races(results_dir, notes, experiment)
     if len(repeats):
@@ -108,7 +113,8 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
         sections.append(contrasts.html_block(gains, ds))
         for i, sec in enumerate(secs or [None]):
             s = summary[summary.section == sec]
-            d = decide(s, {m: c for (k, m), c in fills.items() if k == sec}) if sec else Decision("No current runs.")
+            d = decide(s, verdicts.get(sec) or Verdict("none", "No finished runs yet."), {m: c for (k, m), c in fills.items() if k == sec}) if sec else \
+                Decision("No current runs.")
             title = s.protocol_text.iloc[0] if len(s) else ""
             decisions[ds if len(secs) < 2 else f"{ds} ({title})"] = d
             images = []
@@ -135,7 +141,8 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
     race_part = ("<section><h2>Races</h2>" + "".join(race_html(r) for r in races) + "</section>") if races else ""
     report.write_text(html_page(sections, notes, filters, len(ok), len(failed), race_part,
                                 bool(set(summary.dataset) & article)), encoding="utf-8")
-    return ReportResult(report, [*files, report], summary, comps, failed, stale, decisions, races, notes, gains)
+    return ReportResult(report, [*files, report], summary, comps, failed, stale, decisions, verdicts, races, notes,
+                        gains)
 
 
 def _run_cli(args: argparse.Namespace) -> int:

@@ -1,9 +1,10 @@
-"""Comparison groups: which runs may be ranked together, and which rows are the same (seed, fold) instance.
+"""Comparison groups: which runs may be compared, and which rows are the same (seed, fold) instance.
 
-A *section* is one dataset (by content: its fingerprint) under one protocol: every setting except the architecture
-(the arch, its activation and self-attention, and which weights file: only the *kind* of weights, random, imagenet
-or file, is protocol). Only models of one section are ranked against each other; another protocol on the same data
-is another section with its own ranking, headed by the protocol in words.
+A *section* is one set of scored images: the dataset's content (its fingerprint), the split and the subsample
+(pct_images). Runs scored on other images are never compared. Its candidates are every variant that ran on those
+images - architecture, weights, size, epochs, whatever differs - each labelled by what differs from the others
+("tf_efficientnet_lite0 (ImageNet)"), so the user's question (this pretrained model or that random-init one?) gets
+one verdict (bench/report/verdicts.py), the race's function.
 
 Within a section a model (one variant) has at most one result per instance (seed, split seed, fold): a run
 recorded twice (two dataset spellings, a sweep and a race, a re-run) counts once, the latest ok attempt.
@@ -15,17 +16,12 @@ import shlex
 
 import pandas as pd
 
-from ..identity import describe_protocol, protocol_fields, protocol_id
-from ..identity import row_identity as run_identity
-from .identity import DATA, variant_labels
+import hashlib
+
+from ..identity import ARCHITECTURE, protocol_fields
+from .variants import DATA
 
 INSTANCE = ["seed", "split_seed", "fold"]
-# The words describe_protocol puts first (size, epochs, kind of weights, share of the data, batch); any other field
-# that differs between a dataset's sections is appended as `field=value`, so two headings never read alike.
-WORDS = 5
-DESCRIBED = {"img_size", "item_size", "head_epochs", "ft_epochs", "weights_kind", "pct_images", "batch_size", *DATA}
-
-
 def protocol_frame(ident: pd.DataFrame) -> pd.DataFrame:
     """The identity (text, '' = not recorded) minus the architecture-only fields, with the kind of weights
     (bench.identity.protocol_fields)."""
@@ -34,16 +30,45 @@ def protocol_frame(ident: pd.DataFrame) -> pd.DataFrame:
     return frame.fillna("").astype(str)
 
 
-def protocol_keys(ident: pd.DataFrame) -> pd.Series:
-    ids = [protocol_id({k: v for k, v in r.items() if v != ""}) for r in ident.to_dict("records")]
+SCORED = ["dataset_fingerprint", "split_hash", "pct_images"]  # what fixes the scored images (the fold: an instance)
+
+
+def scoring_keys(ident: pd.DataFrame) -> pd.Series:
+    """A short hash of the scored images of each row: runs with equal keys were scored on the same images."""
+    cols = [c for c in SCORED if c in ident.columns]
+    ids = [hashlib.sha256("|".join(r).encode()).hexdigest()[:12] for r in ident[cols].astype(str).values.tolist()]
     return pd.Series(ids, index=ident.index, dtype=object)
 
 
-def describe(row: dict, dataset: str) -> str:
-    """The protocol's first words (bench.identity.describe_protocol), e.g. '32 px, 1+4 epochs, random init,
-    100 % of digits, batch 32'; a part the row did not record is left out."""
-    parts = describe_protocol(run_identity(row), dataset).split(", ")[:WORDS]
-    return ", ".join(p for p in parts if "None" not in p)
+_KIND_WORDS = {"random": "random init", "imagenet": "ImageNet", "file": "weights file"}
+
+
+def _words(field: str, value: str) -> str:
+    if field == "weights_kind":
+        return _KIND_WORDS.get(value, value)
+    if field == "img_size":
+        return f"{value} px"
+    if field == "item_size":
+        return f"items {value} px"
+    return f"{field}={value or '?'}"
+
+
+def candidate_labels(runs: pd.DataFrame, ident: pd.DataFrame) -> pd.Series:
+    """Per section: the arch plus, in words, every setting in which the section's variants differ (the kind of
+    weights rather than each arch's own checkpoint; an arch-only field when one arch has several values), so two
+    candidates never read alike and the common case stays a bare arch name."""
+    labels = runs.arch.astype(str).copy()
+    frame = protocol_frame(ident)
+    arch_fields = [c for c in ident.columns if c in ARCHITECTURE and c != "arch"]
+    for _, idx in runs.groupby("section", sort=False).groups.items():
+        varying = [c for c in frame.columns if c not in DATA and frame.loc[idx, c].nunique() > 1]
+        by_arch = runs.loc[idx].groupby("arch").groups.values()
+        varying += [c for c in arch_fields if any(ident.loc[i, c].nunique() > 1 for i in by_arch)]
+        if varying:
+            words = [", ".join(_words(c, (frame if c in frame.columns else ident).at[i, c]) for c in varying)
+                     for i in idx]
+            labels[idx] = [f"{a} ({w})" for a, w in zip(labels[idx], words)]
+    return labels
 
 
 def label_sections(runs: pd.DataFrame, ident: pd.DataFrame) -> pd.DataFrame:
@@ -55,19 +80,20 @@ def label_sections(runs: pd.DataFrame, ident: pd.DataFrame) -> pd.DataFrame:
     order = runs.sort_values(["attempt", "timestamp"], na_position="first", kind="stable")
     newest = {f: d.dataset.iloc[-1] for f, d in order[fp[order.index] != ""].groupby(fp[order.index], sort=False)}
     runs["dataset"] = [newest.get(f, d) for f, d in zip(fp, runs.dataset)]  # a copied folder or another spelling
-    runs["protocol"] = protocol_keys(ident)
+    runs["protocol"] = scoring_keys(ident)
     runs["section"] = runs.dataset.astype(str) + " · " + runs.protocol
-    proto = protocol_frame(ident)
     runs["protocol_text"] = ""
     for _, idx in runs.groupby("dataset", sort=False).groups.items():
-        reps = runs.loc[idx].drop_duplicates("protocol").index
-        varying = [c for c in proto.columns if c not in DESCRIBED and proto.loc[reps, c].nunique() > 1]
-        for i in reps:
-            words = describe(runs.loc[i].to_dict(), runs.at[i, "dataset"])
-            extra = ", ".join(f"{c}={proto.at[i, c] or '?'}" for c in varying)
-            same = idx[runs.loc[idx, "protocol"] == runs.at[i, "protocol"]]
-            runs.loc[same, "protocol_text"] = words + (f" ({extra})" if extra else "")
-    runs["model"] = variant_labels(runs.assign(dataset=runs.section), ident) if len(runs) else ""
+        several = runs.loc[idx, "protocol"].nunique() > 1
+        for key, same in runs.loc[idx].groupby("protocol", sort=False).groups.items():
+            first = runs.loc[same[0]]
+            pct_images = pd.to_numeric(pd.Series([first.get("pct_images")]), errors="coerce").iloc[0]
+            text = (f"scored on the validation images of {first['dataset']}"
+                    + (f", {pct_images * 100:g} % subsample" if pct_images == pct_images else ""))
+            if several:
+                text += f", split {str(first.get('split_hash') or '?')[:8]}"
+            runs.loc[same, "protocol_text"] = text
+    runs["model"] = candidate_labels(runs, ident) if len(runs) else ""
     return runs
 
 
@@ -117,4 +143,4 @@ def fill_commands(model_rows: pd.DataFrame, lacking: list[tuple], results_dir: s
                 f"RESULTS={shlex.quote(results_dir)}"]
     flags = _flags(last)
     return [f"bench run {flags} --seed {s} --fold {f} --results-dir {shlex.quote(results_dir)}"
-            for s, _, f in lacking]
+            for s, f in lacking]

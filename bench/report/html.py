@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .decision import Decision, pct
-from .stats import MIN_PAIRS
+from ..stats import METHOD, MIN_INSTANCES
 
 
 def fmt_pm(mean, std, scale=100.0, digits=2) -> str:
@@ -34,8 +34,7 @@ def _best_epoch(r) -> tuple[str, float]:
 def _gap(r) -> tuple[str, float]:
     if pd.isna(r.gap):
         return "", np.nan
-    bound = "no bound" if r.gap_lo == -np.inf else f"≥ {100 * r.gap_lo:.2f}"
-    return f"{100 * r.gap:.2f} ({bound})", float(r.gap)
+    return f"{100 * r.gap:.2f} [{100 * r.gap_lo:.2f}, {100 * r.gap_hi:.2f}]", float(r.gap)
 
 
 def _p(r) -> tuple[str, float]:
@@ -50,8 +49,7 @@ COLUMNS = [
     ("paired mean %", lambda r: _num(100 * r.acc_paired), False),
     ("accuracy %", lambda r: (fmt_pm(r.acc_mean, r.acc_std), r.acc_mean), False),
     ("n", lambda r: (str(r.n), r.n), False),
-    ("P(best)", lambda r: _num(r.p_best), False),
-    ("gap to best, pp (lower bound)", _gap, False),
+    ("gap to leader, pp [interval]", _gap, False),
     ("p (level)", _p, False),
     ("noise", lambda r: (r.noise, r.noise), False),
     ("lacks", lambda r: (r.lacking, r.lacking), False),
@@ -110,15 +108,16 @@ def decision_html(d: Decision, s: pd.DataFrame) -> str:
     """The recommendation: its sentences, the commands that fill what is missing, then the tied set (or the best)
     with P(best), accuracy, time and size."""
     rows = s[s.model.isin(d.tied)]
-    mark = {d.pick: " ← use", d.cheapest: " ← cheapest of the tie"}
+    mark = {d.pick: " ← use"}
     cells = "".join(
         f"<tr{' class=pick' if r.model in (d.pick, d.cheapest) else ''}>"
         f"<td class=clip title=\"{html.escape(r.model)}\">"
         f"{html.escape(r.model)}{mark.get(r.model, '')}</td><td>{pct(r.acc_paired)} (paired, n={r.n_paired:.0f})</td>"
-        f"<td>{'' if pd.isna(r.p_best) else f'{r.p_best:.2f}'}</td><td>{_num(r.total_s, '{:.0f}')[0]}</td>"
+        f"<td>{_num(r.total_s, '{:.0f}')[0]}</td>"
         f"<td>{_num(r.params_m, '{:.1f}')[0]}</td><td>{_num(r.gmacs)[0]}</td></tr>" for r in rows.itertuples())
-    title = "Best on paired evidence" if d.pick else f"Tied for best ({len(d.tied)} models)"
-    table = (f"<table class=tied><thead><tr><th>{title}</th><th>accuracy</th><th>P(best)</th><th>train time (s)</th>"
+    title = {"use": "Best on paired evidence", "equivalent": f"Equivalent ({len(d.tied)} candidates)"}.get(
+        d.kind, f"Not separated ({len(d.tied)} candidates)")
+    table = (f"<table class=tied><thead><tr><th>{title}</th><th>accuracy</th><th>train time (s)</th>"
              f"<th>params (M)</th><th>GMACs</th></tr></thead><tbody>{cells}</tbody></table>" if len(rows) else "")
     todo = ("<p class=hint>To fill the missing instances: " + "; ".join(f"<code>{html.escape(c)}</code>"
                                                                          for c in d.todo) + "</p>") if d.todo else ""
@@ -142,10 +141,10 @@ def html_section(ds: str, title: str, s: pd.DataFrame, d: Decision, comps: pd.Da
                  stale: pd.DataFrame, article: bool) -> str:
     pairs = ""
     if len(comps):
-        c = comps.assign(diff=100 * comps["diff"], lower95=100 * comps.lower95)
-        pairs = ("<details><summary>All pairwise comparisons (a − b in pp on the instances both ran; one-sided "
-                 "paired t-test, sd floored at one validation image, unadjusted: descriptive only, the tie set above "
-                 "is Bonferroni-corrected)</summary>"
+        c = comps.assign(diff=100 * comps["diff"], lo=100 * comps["lo"], hi=100 * comps["hi"])
+        pairs = ("<details><summary>All pairwise comparisons (a − b in pp on the instances and images both ran, "
+                 "95 % interval and two-sided p, unadjusted: descriptive only; the verdict above tests each "
+                 "comparison at α over all pairs)</summary>"
                  + c.drop(columns=["dataset", "section"]).to_html(index=False, float_format="{:.3g}".format, border=0,
                                                                   na_rep="")
                  + "</details>")
@@ -193,13 +192,12 @@ def html_page(sections, notes, filters, n_ok, n_failed, races: str = "", article
                  if article else "")
     return (f"<!doctype html><html><head><meta charset=utf-8><title>Benchmark report</title><style>{CSS}</style>"
             f"</head><body><h1>Benchmark report</h1><p>{html.escape(meta)} — generated {when}. One section per "
-            "dataset and protocol: models are ranked only against runs that differ in the architecture alone. "
-            "Accuracy: mean ± sd over a model's (seed, fold) instances, each counted once. Rank, paired mean, P(best) "
-            f"and gaps use only the instances every ranked model shares (at least {MIN_PAIRS}); a model sharing "
-            "fewer is listed as not ranked, with what it lacks. Gap to best: best − model, with the lower bound of "
-            "a one-sided paired t-test whose sd is floored at one validation image (a constant one-image gap is "
-            "not certainty), at α / (number of models compared with the best) since the best was picked from the "
-            "data; <b>beyond noise</b> exactly when that test rejects (the bound is above 0); the race uses the same "
-            "test (bench/stats.py). P(best): how often the model has the best mean when the shared instances are resampled "
-            f"(paired bootstrap).{published} Click a column header to sort.</p>"
+            "set of scored images (dataset content, split, subsample): every variant scored on them is a candidate, "
+            "labelled by what differs. Accuracy: mean ± sd over a candidate's (seed, fold) instances, each counted "
+            "once. The leader is the candidate no other leads on the instances they share; each other candidate is "
+            f"compared with it on the instances the two share (at least {MIN_INSTANCES}; fewer: not ranked): "
+            f"{html.escape(METHOD)}. Gap to leader: leader − candidate with its interval at that level; <b>beyond "
+            "noise</b> when the test rejects, <b>equivalent</b> when the interval lies within the margin, <b>within "
+            f"noise</b> otherwise. The race prints the same verdict (bench/stats.py).{published} Click a column "
+            "header to sort.</p>"
             f"{note}{races}{''.join(sections)}<script>{SORT_JS}</script></body></html>")

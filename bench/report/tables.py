@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 
 from .groups import label_sections
-from .identity import fill_from_finished, from_keys, identities, identity_keys, mark_stale
-from .stats import Ranking
+from .variants import fill_from_finished, from_keys, identities, identity_keys, mark_stale
+from ..stats import Verdict
+from .verdicts import order
 
 NUMERIC = ["img_size", "batch_size", "pct_images", "head_epochs", "ft_epochs", "head_lr", "ft_lr_min", "ft_lr_max",
            "top_k", "params_total", "params_1k",
@@ -110,7 +111,8 @@ def latest_attempts(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, int
     """(latest ok attempt per run id; failures of run ids that never succeeded; retried failures; interrupted runs
     never finished). Interrupted runs are neither results nor failures: the user stopped them."""
     runs = runs.sort_values(["attempt", "timestamp"], na_position="first", kind="stable")
-    ok = runs[runs.status == "ok"].drop_duplicates("run_id", keep="last")
+    # an ok row without an accuracy (a torn or hand-edited file) is no result: it never replaces a valid one
+    ok = runs[(runs.status == "ok") & runs.final_accuracy.notna()].drop_duplicates("run_id", keep="last")
     bad = runs[~runs.status.isin(NOT_FAILED)]
     retried = bad.run_id.isin(ok.run_id)
     stopped = runs[(runs.status == "interrupted") & ~runs.run_id.isin(ok.run_id)].run_id.nunique()
@@ -154,10 +156,10 @@ def _lower_median(x: pd.Series) -> float:
 
 
 def summarise(ok: pd.DataFrame, failed: pd.DataFrame, speed: pd.DataFrame,
-              rankings: dict[str, Ranking]) -> pd.DataFrame:
+              verdicts: dict[str, Verdict]) -> pd.DataFrame:
     """One row per (section, model): mean ± sd over its instances, n, time, size, GMACs, best epoch, failures; the
-    ranked models first (rank, paired mean, P(best), gap to the best with its lower bound, noise mark: all on the
-    instances they share), then the models not ranked (with the instances they lack), failed-only models last."""
+    ranked models first (rank, paired mean, gap to the leader with its interval and claim: all on the instances and
+    images they share, bench.stats), then the models not ranked (with the instances they lack), failed-only last."""
     keys = ["dataset", "section", "protocol_text", "model"]
     first = {c: (c, "first") for c in ["arch", "family", "source", "head", "layer_groups", "img_size", "batch_size",
                                        "pct_images", "head_epochs", "ft_epochs", "head_lr", "ft_lr_min", "ft_lr_max",
@@ -175,40 +177,67 @@ def summarise(ok: pd.DataFrame, failed: pd.DataFrame, speed: pd.DataFrame,
     s["status"] = np.where(s.n == 0, "failed", np.where(s.n_failed > 0, s.n_failed.astype(str) + " failed", "ok"))
     gm = gmacs_lookup(speed)
     s["gmacs"] = [gm.get((a, i), np.nan) for a, i in zip(s.arch, s.img_size)]
-    parts = [_ranked(d, rankings.get(sec)) for sec, d in s.groupby("section", sort=False)]
+    parts = [_ranked(d, verdicts.get(sec), instance_sets(ok[ok.section == sec]))
+             for sec, d in s.groupby("section", sort=False)]
     cols = [*s.columns, *RANK_COLS]
     return pd.concat(parts, ignore_index=True)[cols] if parts else s.reindex(columns=cols)
 
 
-RANK_COLS = ["rank", "n_paired", "acc_paired", "p_best", "gap", "gap_lo", "p_value", "p_level", "noise", "lacking"]
+RANK_COLS = ["rank", "n_paired", "acc_paired", "gap", "gap_lo", "gap_hi", "p_value", "p_level", "noise", "lacking"]
+# bench.stats' claims as the table's noise column
+NOISE = {"worse": "beyond noise", "equivalent": "equivalent", "not separated": "within noise",
+         "not compared": "not ranked"}
+
+
+def instance_sets(ok: pd.DataFrame) -> dict[str, dict]:
+    """model -> {its (seed, fold) instance: final accuracy}; "" -> every instance of the section."""
+    keys = list(zip(ok.seed.astype(str), ok.fold.astype(str)))
+    sets: dict[str, dict] = {m: {} for m in ok.model}
+    for m, k, acc in zip(ok.model, keys, ok.final_accuracy):
+        sets[m][k] = acc
+    sets[""] = dict.fromkeys(keys)
+    return sets
+
+
+def _sorted_instances(items) -> list[tuple]:
+    return sorted(items, key=lambda i: tuple(int(x) if x.lstrip("-").isdigit() else 0 for x in i))
+
+
+def lacking(sets: dict[str, dict], model: str) -> list[tuple]:
+    """The section's (seed, fold) instances this model has no result for."""
+    return _sorted_instances(set(sets.get("", {})) - set(sets.get(model, {})))
 
 
 def _instances(items) -> str:
-    return "; ".join(f"seed {s} fold {f}" for s, _, f in items)
+    return "; ".join(f"seed {s} fold {f}" for s, f in items)
 
 
-def _ranked(s: pd.DataFrame, r: Ranking | None) -> pd.DataFrame:
-    """Ranking columns for one section's rows, in the ranking's order."""
+def _ranked(s: pd.DataFrame, v: Verdict | None, sets: dict[str, dict]) -> pd.DataFrame:
+    """Ranking columns for one section's rows, in the verdict's order."""
     s = s.assign(**{c: np.nan for c in RANK_COLS}).astype({"noise": object, "lacking": object})
     s["noise"] = s["lacking"] = ""
-    if r is None or r.wide.empty:
+    if v is None:
         return s
     s = s.set_index("model", drop=False)
     for m in s.index:
-        if m in r.wide.columns:
-            s.at[m, "lacking"] = _instances(r.lacking(m))
-    if r.versus is not None:
-        v = r.versus
-        s.loc[r.models, "rank"] = range(1, len(r.models) + 1)
-        s.loc[r.models, "n_paired"] = [len(r.shared[m]) for m in r.models]
-        s.loc[r.models, "acc_paired"] = [r.wide.loc[r.shared[m], m].mean() for m in r.models]
-        s.loc[r.models, "p_best"] = r.p_best[r.models].to_numpy()
-        s.at[v.best, "noise"] = "best"
-        for m in r.models[1:]:
-            s.loc[m, ["gap", "gap_lo", "p_value", "p_level"]] = [v.gap[m], v.lower[m], v.p[m], v.level[m]]
-            s.at[m, "noise"] = "within noise" if m in v.tied else "beyond noise"
-    unranked = [m for m in s.index if m not in r.models and s.at[m, "n"] > 0]
+        if m in sets:
+            s.at[m, "lacking"] = _instances(lacking(sets, m))
+    models = [m for m in order(v) if m in s.index]
+    if models:
+        s.loc[models, "rank"] = range(1, len(models) + 1)
+        lead = models[0]
+        s.at[lead, "noise"], s.at[lead, "n_paired"], s.at[lead, "acc_paired"] = "best", s.at[lead, "n"], \
+            s.at[lead, "acc_mean"]
+        comps = v.comparisons.set_index("candidate") if len(v.comparisons) else pd.DataFrame()
+        for m in models[1:]:
+            c = comps.loc[m]
+            s.loc[m, ["gap", "gap_lo", "gap_hi", "p_value", "p_level", "n_paired"]] = \
+                [c["diff"], c["lo"], c["hi"], c["p"], c["level"], c["n"]]
+            shared = set(sets.get(m, {})) & set(sets.get(lead, {}))
+            s.at[m, "acc_paired"] = np.mean([sets[m][k] for k in shared]) if shared else np.nan
+            s.at[m, "noise"] = NOISE.get(c["claim"], c["claim"])
+    unranked = [m for m in s.index if m not in models and s.at[m, "n"] > 0]
     for m in unranked:
         s.at[m, "noise"] = "not ranked"
-    order = r.models + sorted(unranked, key=lambda m: -s.at[m, "acc_mean"])
-    return pd.concat([s.loc[order], s.drop(index=order)]).reset_index(drop=True)
+    ordered = models + sorted(unranked, key=lambda m: -s.at[m, "acc_mean"])
+    return pd.concat([s.loc[ordered], s.drop(index=ordered)]).reset_index(drop=True)
