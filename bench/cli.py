@@ -81,6 +81,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
     print(f"bench: run {prepared.run_id}: {cfg.arch} on {prepared.dataset.name} ({len(prepared.items)} images, "
           f"{cfg.img_size} px batches from {cfg.item_size} px item crops, {cfg.head_epochs}+{cfg.ft_epochs} epochs) "
           f"-> {cfg.results_dir}/runs.csv", file=sys.stderr)
+    if prepared.dataset.roles:  # which role test/ plays: validation (picks models) or the held-out test set
+        print(f"bench: {prepared.dataset.roles}", file=sys.stderr)
     warn_upscale(cfg, prepared.dataset, prepared.items)
     row, code = recorded_or_exit(f"run {prepared.run_id}", f"{cfg.results_dir}/runs.csv", lambda: run(cfg, prepared))
     if row is not None:
@@ -96,7 +98,9 @@ def summary_line(row: dict) -> str:
         return f"{row['arch']}: no epochs trained ({how})"
     return (f"{row['arch']}: accuracy {float(row['final_accuracy']):.4f} (best {float(row['best_accuracy']):.4f} "
             f"at epoch {row['best_epoch']}), top-{row['top_k']} {float(row['final_top_k']):.4f}, "
-            f"{float(row['train_img_per_s']):.1f} train img/s, {how}")
+            + (f"test set {float(row['test_accuracy']):.4f} ({row['test_n']} images, in no decision), "
+               if row.get("test_n") else "")
+            + f"{float(row['train_img_per_s']):.1f} train img/s, {how}")
 
 
 def cmd_list(ns: argparse.Namespace) -> int:

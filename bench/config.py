@@ -35,6 +35,9 @@ class RunConfig:
     arch: str = _what("resnet18", "architecture: a registry name (`bench list`) or timm:<any timm model>")
     dataset: str = _what("digits", "the images: a name from experiments/datasets.yaml, a folder of class folders, a "
                          "path,label[,is_valid] CSV/TSV/parquet table, a fastai URLs name, or digits (embedded)")
+    test_set: str | None = _what(None, "held-out test images, scored by each run's final model and never used in a "
+                                 "decision: a folder of class folders or a path,label table; the dataset's own "
+                                 "test/ folder here makes it the test set (and the validation set a fold of train/)")
     head: str = _what("fastai", "classifier head on the body's features: fastai = fastai's create_head (its "
                       "BatchNorms start with bias 1e-3; the article's main runs), manual = the same layers built by "
                       "hand with plain nn.BatchNorm1d (bias 0; the article's manual-head runs)")

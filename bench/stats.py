@@ -80,8 +80,11 @@ def _fold_gap(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float, float,
     d = a.astype(float) - b.astype(float)
     s, n = d.shape
     v_seed = d.mean(axis=1).var(ddof=1) / s if s > 1 else 0.0
-    v_img = d.mean(axis=0).var(ddof=1) / n if n > 1 else 0.0
-    return float(d.mean()), v_seed, s - 1, v_img, n - 1
+    img = d.mean(axis=0)
+    v_img = img.var(ddof=1) / n if n > 1 else 0.0
+    # only the images the two disagree on carry information: with a handful of them the t reference needs their
+    # count, not the number of images, as its degrees of freedom (as McNemar's exact test would: 4 of 400 is p 0.125)
+    return float(d.mean()), v_seed, s - 1, v_img, max(int(np.count_nonzero(img)) - 1, 1)
 
 
 def _fold_gap_bound(acc_a: np.ndarray, acc_b: np.ndarray, n_images: int) -> tuple[float, float, float, float, float]:
@@ -324,7 +327,8 @@ def verdict(runs: pd.DataFrame, outcomes: dict | None = None, *, alpha: float = 
         v.kind = "equivalent"
         v.equivalent = [leader, *eq.candidate]
         v.pick = min(v.equivalent, key=lambda m: (_cost_key(cost, m), m != leader))
-        cheaper = _cheaper(cost, v.pick, leader) if v.pick != leader else ""
+        dearest = max(v.equivalent, key=lambda m: (_cost_key(cost, m), m == leader))
+        cheaper = f"{_cheaper(cost, v.pick, dearest)} than {dearest}" if _cheaper(cost, v.pick, dearest) else ""
         v.words = (f"{', '.join(v.equivalent)} are equivalent within {_pp(margin)} (leader {lead}); use the "
                    f"cheapest, {v.pick}" + (f" ({cheaper})" if cheaper else "") + f" {how}.")
         if len(worse):

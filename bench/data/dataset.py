@@ -19,6 +19,7 @@ from ..config import ConfigError
 from .digits import EMBEDDED
 from .named import datasets_file, named_datasets
 from .scan import duplicates, fingerprint_of, inspect, write_report
+from . import testset
 from .sources import TABLE_EXTS, fetch_fastai, list_folder, read_table
 
 
@@ -31,6 +32,9 @@ class Dataset:
     source: str = "folder"   # embedded | folder | table | fastai
     bad: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["path", "problem"]))
     duplicates: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # the held-out test set (bench.data.testset): path (relative to root), label, sha; in no split, no decision
+    test: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["path", "label", "sha"]))
+    roles: str = ""          # what the run's start line says about test/ and the test set
 
     @property
     def classes(self) -> list[str]:
@@ -49,18 +53,21 @@ def located_name(base: str, path: Path) -> str:
     return f"{base}-{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]}"
 
 
-def resolve(spec: str, _name: str | None = None) -> tuple[str, str, Path, pd.DataFrame, list[str], pd.DataFrame]:
-    """spec -> (name, source kind, root, items, class folders, ignored files); nothing is decoded yet."""
+def resolve(spec: str, _name: str | None = None,
+            test_set: str | None = None) -> tuple[str, str, Path, pd.DataFrame, list[str], pd.DataFrame]:
+    """spec -> (name, source kind, root, items, class folders, ignored files); nothing is decoded yet. `test_set`
+    naming the dataset's own test/ folder holds it out (bench.data.testset)."""
     no_ignored = pd.DataFrame(columns=["path", "problem"])
+    folder = lambda root: list_folder(root, testset.holds_own_test(test_set, root))  # noqa: E731
     if spec in EMBEDDED:
         root = EMBEDDED[spec]()
-        return (_name or spec, "embedded") + (root,) + list_folder(root)
+        return (_name or spec, "embedded") + (root,) + folder(root)
     named = named_datasets()
     if spec in named and _name is None:
-        return resolve(named[spec]["source"], _name=spec)
+        return resolve(named[spec]["source"], _name=spec, test_set=test_set)
     path = Path(spec).expanduser()
     if path.is_dir():
-        return (_name or located_name(path.resolve().name, path), "folder", path) + list_folder(path)
+        return (_name or located_name(path.resolve().name, path), "folder", path) + folder(path)
     if path.is_file():
         if path.suffix.lower() not in TABLE_EXTS:
             raise ConfigError(f"dataset: {path} is a file but not a table ({', '.join(sorted(TABLE_EXTS))}); give "
@@ -70,7 +77,7 @@ def resolve(spec: str, _name: str | None = None) -> tuple[str, str, Path, pd.Dat
     fetched = fetch_fastai(spec) if os.sep not in spec else None
     if fetched:
         stem, root = fetched
-        return (_name or stem, "fastai", root) + list_folder(root)
+        return (_name or stem, "fastai", root) + folder(root)
     from difflib import get_close_matches
     names = list(dict.fromkeys([*EMBEDDED, *named]))
     close = get_close_matches(spec, names, n=3)
@@ -92,30 +99,35 @@ def tell_once(line: str) -> None:
         print(line, file=sys.stderr)
 
 
-def load_dataset(spec: str, results_dir: str | Path | None = None, on_bad_image: str = "skip") -> Dataset:
+def load_dataset(spec: str, results_dir: str | Path | None = None, on_bad_image: str = "skip",
+                 test_set: str | None = None) -> Dataset:
     """Resolve, scan every file (cached per file), write the report under results_dir/<name>/, apply the bad-file
-    policy and the structural checks. Every problem found here is a ConfigError naming the class or path."""
-    name, kind, root, items, class_dirs, ignored = resolve(spec)
+    policy and the structural checks. Every problem found here is a ConfigError naming the class or path.
+    `test_set`: a held-out test set (bench.data.testset), scanned and checked with the rest."""
+    name, kind, root, items, class_dirs, ignored = resolve(spec, test_set=test_set)
+    items, ignored = testset.with_test(items, ignored, test_set, Path(root))
     if items.empty:
         raise ConfigError(f"dataset: no image files under {root} (expected {root}/<class>/<image>, or a table of "
                           f"path,label)")
     scanned = inspect(root, items["path"].tolist(), desc=f"scanning {name}")
     extra = items.drop(columns="path").astype(str).to_csv(index=False) if kind == "table" else ""
-    fp = fingerprint_of(scanned, extra)
+    fp = fingerprint_of(scanned, extra + testset.fingerprint_text(items))
     merged = items.merge(scanned[["path", "sha", "problem"]], on="path", validate="one_to_one")
     bad = merged.loc[merged["problem"] != "", ["path", "problem"]]
     good = merged[merged["problem"] == ""].drop(columns="problem").reset_index(drop=True)
     dups = duplicates(good)
     _check_classes(root, good, class_dirs)  # before dropping leaks, so an error blames the right thing
+    good, test, dups, test_dups = testset.split_off(good, dups)
     if "is_valid" in good.columns:
         good, dups = _drop_split_leaks(good, dups)
     elif len(dups):
         dups["action"] = "kept in the same fold as its first copy"
+    dups = pd.concat([dups, test_dups], ignore_index=True) if len(test_dups) else dups
     report = Path(results_dir) / name if results_dir is not None else None
     if report is not None:
         write_report(report, pd.concat([bad, ignored], ignore_index=True), dups,
                      {"dataset": name, "source": kind, "root": str(Path(root).resolve()), "fingerprint": fp,
-                      "n_files": len(items), "n_good": len(good), "n_bad": len(bad), "n_ignored": len(ignored),
+                      "n_files": len(items), "n_good": len(good), "n_test": len(test), "n_bad": len(bad), "n_ignored": len(ignored),
                       "n_duplicates": len(dups)})
     where = f"see {report / 'bad_images.csv'}" if report is not None else "run with a results dir for the report"
     if len(bad):
@@ -128,7 +140,9 @@ def load_dataset(spec: str, results_dir: str | Path | None = None, on_bad_image:
         tell_once(f"bench: dataset {name}: {len(dups)} exact duplicate file(s), kept on one side of the split "
                   f"({report / 'duplicates.csv' if report is not None else 'no report written'})")
     _check_split(name, root, good)
-    return Dataset(name, Path(root), good, fp, kind, bad.reset_index(drop=True), dups)
+    testset.check(name, test, good, asked=bool(test_set))
+    return Dataset(name, Path(root), good, fp, kind, bad.reset_index(drop=True), dups, test,
+                   testset.roles(Path(root), test, kind))
 
 
 def _drop_split_leaks(good: pd.DataFrame, dups: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

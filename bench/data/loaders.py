@@ -53,3 +53,13 @@ def make_dls(cfg: RunConfig, root: Path, items: pd.DataFrame, device=None, presi
         batch_tfms=[*aug_transforms(size=cfg.img_size), Normalize.from_stats(*(stats or imagenet_stats))],
     )
     return block.dataloaders(records, bs=cfg.batch_size, device=device, **loader_kwargs(cfg.num_workers, device))
+
+
+def test_loader(dls, cfg: RunConfig, root: Path, items: pd.DataFrame, bs: int):
+    """A loader over `items` (path, label) with the validation transforms of `dls` (fastai's test_dl: no
+    augmentation, in order, no batch dropped), from the same pre-resized cache as training when presize is on."""
+    from .presize import presized_files
+    root = Path(root).resolve()
+    paths = items["path"]
+    files = presized_files(root, paths, cfg.item_size) if cfg.presize else [str(root / p) for p in paths]
+    return dls.test_dl(list(zip(files, items["label"])), with_labels=True, bs=bs)

@@ -14,7 +14,10 @@ from ..config import ConfigError
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 # A folder holding `train/` and one of these is taken as the user's own split (ImageNet / fastai layout), first wins.
-VALID_DIRS = ("valid", "val", "validation", "test")
+VALID_DIRS = ("valid", "val", "validation")
+# Beside train/ and a validation folder, test/ of class folders is the held-out test set; beside train/ alone it is
+# the validation folder (as it always was read) unless the run names it as its test set (--test-set).
+TEST_DIR = "test"
 TABLE_EXTS = {".csv", ".tsv", ".parquet", ".pq"}
 _TRUE, _FALSE = {"true", "1", "yes", "y", "t"}, {"false", "0", "no", "n", "f", ""}
 
@@ -35,23 +38,39 @@ def walk_files(root: Path) -> list[Path]:
     return sorted(out)
 
 
-def class_folder_layout(root: Path) -> str | None:
-    """The validation folder's name when `root` is laid out as train/<class>/… + valid/<class>/…, else None."""
+def _has_class_folders(folder: Path) -> bool:
+    return any(d.is_dir() and not d.name.startswith(".") for d in folder.iterdir())
+
+
+def class_folder_layout(root: Path, hold_out_test: bool = False) -> tuple[str | None, str | None] | None:
+    """(validation folder, test folder) when `root` is laid out as train/<class>/… beside valid/ (val/, validation/)
+    and/or test/, else None. train/ + test/ alone: test/ validates, unless `hold_out_test` (the run names it as its
+    test set): then there is no validation folder (a fold of train/ validates) and test/ is the test set. An
+    unlabelled test/ (no class folders) beside a validation folder is ignored."""
     top = {d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")}
     if "train" not in top:
         return None
-    return next((v for v in VALID_DIRS if v in top), None)
+    valid = next((v for v in VALID_DIRS if v in top), None)
+    has_test = TEST_DIR in top and _has_class_folders(root / TEST_DIR)
+    if valid is None and TEST_DIR in top:
+        return (None, TEST_DIR) if hold_out_test and has_test else (TEST_DIR, None)
+    if valid is None:
+        return None
+    return valid, TEST_DIR if has_test else None
 
 
-def list_folder(root: Path) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
+def list_folder(root: Path, hold_out_test: bool = False) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
     """(items, class folders, ignored files). The label is the top folder (nested folders below it allowed), or the
-    second one under train/ and valid/ when the folder carries its own split."""
-    valid_dir = class_folder_layout(root)
-    depth = 1 if valid_dir else 0
+    second one under train/, valid/ and test/ when the folder carries its own split (an is_valid column) or test set
+    (an is_test column)."""
+    layout = class_folder_layout(root, hold_out_test)
+    valid_dir, test_dir = layout or (None, None)
+    depth = 1 if layout else 0
+    sides = ("train", valid_dir, test_dir)
     rows, ignored, classes = [], [], set()
     for rel in walk_files(root):
         parts = rel.parts
-        if valid_dir and parts[0] not in ("train", valid_dir):
+        if layout and parts[0] not in sides:
             continue  # e.g. an unlabelled test/ folder next to train/ and valid/
         if len(parts) < depth + 2:
             continue  # files beside the class folders (labels.csv, README) belong to no class
@@ -59,21 +78,19 @@ def list_folder(root: Path) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
         if rel.suffix.lower() not in IMAGE_EXTS:
             ignored.append((rel.as_posix(), f"ignored: {rel.suffix or 'no'} extension is not an image type"))
             continue
-        row = [rel.as_posix(), parts[depth]]
-        rows.append(row + [parts[0] == valid_dir] if valid_dir else row)
+        rows.append([rel.as_posix(), parts[depth]] + [parts[0] == d for d in (valid_dir, test_dir) if d])
     # class folders that hold no files at all never show up in the walk above
-    top = [root] if not valid_dir else [root / "train", root / valid_dir]
-    for t in top:
+    for t in [root / d for d in sides if d] if layout else [root]:
         for d in t.iterdir():
             if d.is_dir() and not d.name.startswith("."):
                 classes.add(d.relative_to(root).as_posix())
-    cols = ["path", "label"] + (["is_valid"] if valid_dir else [])
+    cols = ["path", "label"] + [c for c, d in (("is_valid", valid_dir), ("is_test", test_dir)) if d]
     return (pd.DataFrame(rows, columns=cols), sorted(classes),
             pd.DataFrame(ignored, columns=["path", "problem"]))
 
 
 def read_table(file: Path) -> pd.DataFrame:
-    """A CSV/TSV/parquet of path,label[,is_valid]; paths relative to the table's folder. Returns items."""
+    """A CSV/TSV/parquet of path,label[,is_valid][,is_test]; paths relative to the table's folder. Returns items."""
     ext = file.suffix.lower()
     try:
         if ext in (".parquet", ".pq"):
@@ -92,7 +109,7 @@ def read_table(file: Path) -> pd.DataFrame:
                           f"(found {', '.join(df.columns) or 'none'})")
     if df.empty:
         raise ConfigError(f"dataset: {file} has no rows")
-    df = df[[c for c in ("path", "label", "is_valid") if c in df.columns]].copy()
+    df = df[[c for c in ("path", "label", "is_valid", "is_test") if c in df.columns]].copy()
     for col in ("path", "label"):
         df[col] = df[col].str.strip()
         blank = df.index[df[col] == ""]
@@ -105,13 +122,17 @@ def read_table(file: Path) -> pd.DataFrame:
     if len(dup):
         raise ConfigError(f"dataset: {file} lists {dup.iloc[0]!r} more than once ({len(dup)} repeated path(s)); "
                           f"keep one row per image")
-    if "is_valid" in df.columns:
-        low = df["is_valid"].str.strip().str.lower()
-        bad = df.index[~low.isin(_TRUE | _FALSE)]
-        if len(bad):
-            raise ConfigError(f"dataset: {file} row {bad[0] + 2}: is_valid {df['is_valid'][bad[0]]!r} is not "
-                              f"true/false/1/0")
-        df["is_valid"] = low.isin(_TRUE)
+    for col in ("is_valid", "is_test"):
+        if col in df.columns:
+            low = df[col].str.strip().str.lower()
+            bad = df.index[~low.isin(_TRUE | _FALSE)]
+            if len(bad):
+                raise ConfigError(f"dataset: {file} row {bad[0] + 2}: {col} {df[col][bad[0]]!r} is not "
+                                  f"true/false/1/0")
+            df[col] = low.isin(_TRUE)
+    if {"is_valid", "is_test"} <= set(df.columns) and (both := df.index[df.is_valid & df.is_test]).size:
+        raise ConfigError(f"dataset: {file} row {both[0] + 2}: an image is either for validation (is_valid) or for "
+                          f"the test set (is_test), not both ({len(both)} such row(s))")
     return df.sort_values("path", ignore_index=True)
 
 

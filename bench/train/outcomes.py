@@ -43,8 +43,9 @@ def accuracy(rows: list[dict]) -> float:
 
 
 def record_outcomes(learn, prepared, sink, final_accuracy: float, without=()) -> dict:
-    """Score the final model on the run's validation images and write its outcomes file through `sink` (one whole
-    gzipped file, replaced atomically: bench.sinks); returns the index row's columns for it. `final_accuracy` (the
+    """Score the final model on the run's validation images (and its dataset's test set, if any: test_accuracy,
+    test_n) and write its outcomes file through `sink` (one whole gzipped file, replaced atomically: bench.sinks);
+    returns the index row's columns for it. `final_accuracy` (the
     last epoch's metric, a float32) must count the same images right; the row then takes the exact fraction, so
     the outcomes and the row agree to the last digit."""
     valid = prepared.items[prepared.items["is_valid"].to_numpy(bool)]
@@ -53,6 +54,15 @@ def record_outcomes(learn, prepared, sink, final_accuracy: float, without=()) ->
     if abs(exact - final_accuracy) * len(rows) >= 0.5:
         raise RuntimeError(f"outcomes: the final model scores {exact:.4f} on the validation images but the last "
                            f"epoch's metric was {final_accuracy:.4f}; the outcomes would not describe the run")
+    cols = {"final_accuracy": exact}
+    test = prepared.dataset.test
+    if len(test):  # the whole test set whatever pct_images, in one pass at an inference batch size
+        from ..data.loaders import test_loader
+        dl = test_loader(learn.dls, prepared.cfg, prepared.dataset.root, test,
+                         bs=max(TEST_BATCH, prepared.cfg.batch_size))
+        scored = score(learn, dl, test["path"], test["label"], "test", without)
+        cols.update(test_accuracy=accuracy(scored), test_n=len(scored))
+        rows += scored
     rel = outcomes_path(prepared.dataset.name, prepared.run_id)
     sink.write(rel, rows, OUTCOME_FIELDS)
-    return {"outcomes": rel.as_posix(), "final_accuracy": exact}
+    return {"outcomes": rel.as_posix(), **cols}

@@ -56,10 +56,10 @@ class Resolver:
         weights = resolve_weights(spec, cfg.pretrained, cfg.weights)  # misfits and unavailable `true`: refused here
         if self.write:
             check_writable(cfg.results_dir)
-        key = (cfg.dataset, cfg.results_dir, cfg.on_bad_image)
+        key = (cfg.dataset, cfg.results_dir, cfg.on_bad_image, cfg.test_set)
         if key not in self.datasets:
             self.datasets[key] = load_dataset(cfg.dataset, results_dir=cfg.results_dir if self.write else None,
-                                              on_bad_image=cfg.on_bad_image)
+                                              on_bad_image=cfg.on_bad_image, test_set=cfg.test_set)
         ds = self.datasets[key]
         skey = (*key, cfg.split_seed, cfg.n_folds, cfg.fold if ds.own_split else 0)
         if skey not in self.splits:

@@ -22,7 +22,8 @@ INDEX_FIELDS = [
     "head_epochs", "head_lr", "ft_epochs", "ft_lr_min", "ft_lr_max", "moms", "adam_mom", "sqr_mom", "eps", "wd",
     "top_k", "activation", "self_attention", "loss", "min_scale", "presize", "precision", "channels_last",
     "memory_format", "normalize", "params_total", "params_trainable_phase1", "params_1k", "final_accuracy",
-    "best_accuracy", "best_epoch", "final_top_k", "final_valid_loss", "phase1_seconds", "phase2_seconds",
+    "best_accuracy", "best_epoch", "final_top_k", "final_valid_loss", "test_accuracy", "test_n", "phase1_seconds",
+    "phase2_seconds",
     "total_seconds", "train_img_per_s", "device", "threads", "context", "python", "torch", "torchvision", "fastai", "timm",
     "pytorchcv", "geffnet", "git_sha", "host", "epoch_log", "outcomes", "config_json", "identity_json",
 ]
