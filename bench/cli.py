@@ -9,18 +9,20 @@ import importlib
 import sys
 from dataclasses import fields
 
-from .config import ALIASES, PROFILES, ConfigError, RunConfig
+from .config import ALIASES, CHOICES, PROFILES, RANGES, ConfigError, RunConfig, make_config
 from .console import quiet_libraries, recorded_or_exit
+from .train.archs import REGISTRY, get_arch
+from .train.catalog import describe
+from .train.show import describe as show, render
 
 # Subcommands contributed by other modules: each exposes add_cli(subparsers) and keeps heavy imports in its handler.
-PLUGINS = ("bench.sweep.cli", "bench.report.build", "bench.train.speed", "bench.train.show")
-OWN_COMMANDS = ("run", "list")
+PLUGINS = ("bench.sweep.cli", "bench.report.build", "bench.train.speed")
+OWN_COMMANDS = ("run", "list", "show")
 
 
 def field_help(f, profiles: dict = PROFILES) -> str:
     """What a setting is, its unit and its default (the article's, and each profile's where it differs), from the
     RunConfig field's metadata (help, unit) and the config tables (choices, ranges)."""
-    from .config import CHOICES, RANGES
     meta = f.metadata or {}
     text = meta.get("help", "").rstrip(".")
     unit = meta.get("unit")
@@ -63,8 +65,7 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(ns: argparse.Namespace):
-    from .config import make_config
-    from .data.named import dataset_profile
+    from .data.named import dataset_profile  # deferred: pandas (the named datasets' tables)
     names = [f.name for f in fields(RunConfig)] + list(ALIASES)
     overrides = {k: getattr(ns, k) for k in names if getattr(ns, k, None) is not None}
     # a named dataset's profile and size under the user's flags; --profile wins (shared with experiment files)
@@ -73,6 +74,7 @@ def config_from_args(ns: argparse.Namespace):
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
+    # deferred: pandas, torch and fastai, which `bench list` and `--help` do without
     from .data.itemsize import warn_upscale
     from .train.prepare import prepare
     from .train.protocol import run
@@ -104,8 +106,6 @@ def summary_line(row: dict) -> str:
 
 
 def cmd_list(ns: argparse.Namespace) -> int:
-    from .train.archs import REGISTRY, get_arch
-    from .train.catalog import describe
     specs = [get_arch(n) for n in [*REGISTRY, *(f"timm:{n}" for n in ns.timm)]]  # bad --timm names fail first
     # params_1k: the library's own 1000-class model (its classifier, not bench's head), as the report and
     # `bench speed`'s first figure: published counts compare with it
@@ -115,8 +115,16 @@ def cmd_list(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_show(ns: argparse.Namespace) -> int:
+    ns.arch = ns.show_arch or ns.arch
+    if not ns.classes.isdigit() or int(ns.classes) < 1:
+        raise ConfigError(f"classes: expected a whole number >= 1, got {ns.classes!r}")
+    print(render(show(config_from_args(ns), int(ns.classes))))
+    return 0
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The whole parser; for this module's own commands (`run`, `list`) the plugins are not imported, which keeps
+    """The whole parser; for this module's own commands (`run`, `list`, `show`) the plugins are not imported, which keeps
     their start-up free of pandas/scipy (`bench list` answers in about a second)."""
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -129,6 +137,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="the architecture registry with parameter counts and local weights")
     p.add_argument("--timm", nargs="*", default=[], metavar="NAME", help="also show these timm models")
     p.set_defaults(func=cmd_list)
+    p = sub.add_parser("show", help="an architecture's body cut, head and parameter groups with their learning rates",
+                       description="What `bench run` with the same settings would train, without training: the body "
+                                   "cut, nf, the head, and each parameter group's size and learning rate in both "
+                                   "phases (random init on the meta device; nothing is written).")
+    p.add_argument("show_arch", nargs="?", default=None, metavar="ARCH", help="registry name or timm:<name>")
+    p.add_argument("--classes", default="10", metavar="N", help="classes of the head (default 10, the embedded digits)")
+    add_config_args(p)
+    p.set_defaults(func=cmd_show)
     if command in OWN_COMMANDS:
         return parser
     for mod in PLUGINS:

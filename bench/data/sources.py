@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import ConfigError
+from ..network import online
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 # A folder holding `train/` and one of these is taken as the user's own split (ImageNet / fastai layout), first wins.
@@ -161,7 +162,6 @@ def fetch_fastai(name: str) -> tuple[str, Path] | None:
     if url is None:
         return None
     from fastai.data.external import fastai_path, untar_data
-    from ..network import online
     stem = _stem(url)
     data, archive = fastai_path("data") / stem, fastai_path("archive") / url.rsplit("/", 1)[-1]
     if data.is_dir():

@@ -8,8 +8,10 @@ import sys
 import time
 
 from ..config import ConfigError
-from .executors import execute, start_early
+from .executors import check_ray_tracking, execute, start_early
+from .experiment import load_experiment
 from .plan import THREADS_PER_RUN, label, plan
+from .raycluster import preflight
 
 
 def _parse_sets(items: list[str]) -> dict[str, str]:
@@ -43,15 +45,12 @@ def _overrides(ns: argparse.Namespace) -> dict:
 
 def _check_executor(ns: argparse.Namespace, configs) -> None:
     if ns.executor == "ray":
-        from .executors import check_ray_tracking
-        from .raycluster import preflight
         check_ray_tracking(configs)
         preflight(ns.address)  # an address where nothing listens, or no token: one line before anything is written
 
 
 def cmd_sweep(ns: argparse.Namespace) -> int:
-    from ..train.record import index_path
-    from .experiment import load_experiment
+    from ..train.record import index_path  # deferred: torch; `bench --help` imports this module
     kw = _executor_kw(ns)
     if ns.json and not ns.dry_run:
         raise ConfigError("--json applies to --dry-run only (a sweep's results are in runs.csv)")
@@ -83,8 +82,7 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
 
 
 def cmd_race(ns: argparse.Namespace) -> int:
-    from .experiment import load_experiment
-    from .race import check_settings, evaluate_runs, log_path, print_line, race, summary_line
+    from .race import check_settings, evaluate_runs, log_path, print_line, race, summary_line  # deferred: pandas
     kw = _executor_kw(ns)
     check_settings(ns.min_instances, ns.alpha, ns.test, ns.budget)
     exp = load_experiment(ns.file, dataset=ns.dataset, results_dir=ns.results_dir, overrides=_overrides(ns),

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import ConfigError
+from ..sinks import RowSpool, replay
 from .plan import THREADS_PER_RUN, label, run_seconds
-from .pool import Pool, default_slots, job_threads, shared_pool
+from .pool import Pool, default_slots, job_env, job_threads, shared_pool
+from .raycluster import connect
 from .worker import EXIT_BUSY, EXIT_DONE, EXIT_OK, claim, is_done, record_failure, rows_for
 
 Outcome = dict  # run_id, status (ok | failed | done | busy), error, row (the index row when one was written), seconds,
@@ -104,7 +106,6 @@ class Runner:
         self.pool = Pool()
 
     def run(self, job: dict, threads: int) -> Outcome:
-        from ..sinks import RowSpool
         t0 = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="bench-task-") as scratch:
             spool = Path(scratch) / "rows.jsonl"
@@ -141,12 +142,9 @@ def run_ray(jobs: list[dict], report: Callable[[Outcome], None], address: str | 
     `address` joins an existing cluster, else a local Ray instance with `workers` CPUs is started and stopped here.
     The driver holds each run's claim while it runs and appends the rows it returns: nodes need no shared folder.
     A run claimed by a concurrent sweep is put off to the end, then waited for, as in `run_local`."""
-    import ray
-    from ..sinks import replay
-    from .pool import job_env
+    import ray  # deferred: a local sweep never loads Ray
     started = not ray.is_initialized()
     if started:
-        from .raycluster import connect
         connect(address, workers)  # a failed connection to a cluster: one ConfigError line with the fix
     pending: dict = {}
     try:
@@ -214,8 +212,7 @@ EXECUTORS = {"local": run_local, "ray": run_ray}
 
 def execute(p, executor: str = "local", **executor_kw) -> dict[str, int]:
     """Run a plan's jobs with a progress bar (runs done / total, failures, ETA); returns counts by outcome."""
-    import sys
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # deferred: `bench --help` imports this module
     labels = {j["run_id"]: label(j) for j in p.jobs}
     counts = {"ok": 0, "failed": 0, "done": 0, "interrupted": 0}
     # disable=None: no bar when stderr is a file or pipe (tqdm would redraw it into the log); the lines stay

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ALIASES, PROFILES, ConfigError, RunConfig, make_config
+from ..train.archs import get_arch
 
 TOP_KEYS = ("name", "description", "dataset", "profile", "protocol", "archs", "seeds", "folds")
 # Settings that the file sets through its own keys (or the CLI), so a protocol/arch/--set override of them is a
@@ -133,8 +134,7 @@ def load_experiment(path: str | Path, dataset: str | None = None, results_dir: s
     applied last) replace the file's values. A named dataset brings its profile and size as in `bench run`.
     `all_folds`: without `folds:` in the file (or `folds`), every fold of the split instead of fold 0 (a race's
     instances)."""
-    from ..data.named import dataset_profile
-    from ..train.archs import get_arch
+    from ..data.named import dataset_profile  # deferred: pandas; `bench --help` imports this module
     path = Path(path)
     doc = _read(path)
     if not isinstance(doc, dict):

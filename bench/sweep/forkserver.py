@@ -20,6 +20,9 @@ import select
 import signal
 import sys
 
+from ..console import quiet_libraries
+from .worker import EXIT_FAILED, run_job, show_traceback
+
 # What a run imports, so that children find it imported. Optional libraries may be missing: then a run that needs
 # one fails with its own ImportError, as it did before the pool.
 PRELOAD = ("bench.sweep.worker", "bench.train.protocol", "bench.train.learner", "bench.train.archs",
@@ -28,7 +31,6 @@ PRELOAD = ("bench.sweep.worker", "bench.train.protocol", "bench.train.learner", 
 
 
 def preload() -> None:
-    from ..console import quiet_libraries
     quiet_libraries()
     for name in PRELOAD:
         try:
@@ -46,7 +48,6 @@ def gpu_count() -> int:
 
 def child(msg: dict, keep: set[int]) -> int:
     """In the forked child: become the run's process and run the job (`bench.sweep.worker.run_job`)."""
-    from .worker import EXIT_FAILED, run_job, show_traceback
     for fd in keep:  # the server's pipes and its other children's pidfds are not the run's business
         os.close(fd)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C: the run records itself as interrupted

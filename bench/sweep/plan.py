@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config import RunConfig
+from ..logs import read_rows
+from .pool import job_env
 from ..identity import current_run_id
 
 STATUSES = ("planned", "done", "failed-before")  # a run's place in a plan, as `bench sweep --dry-run --json` shows
@@ -54,11 +56,10 @@ def plan(configs: list[RunConfig] | tuple[RunConfig, ...], name: str = "", skip_
     loaded once), then sort runs into done, failed before, and to run. Interrupted runs (Ctrl-C) are re-run whatever
     `skip_failed` says. `write=False`
     (a dry run) writes nothing under the results folder."""
+    # deferred: pandas and torch; `bench --help` imports this module
     from ..data.itemsize import warn_upscale
-    from ..logs import read_rows
     from ..train.prepare import Resolver
     from ..train.record import index_path
-    from .pool import job_env
     resolver, index, seen = Resolver(write=write), {}, set()
     p = Plan(name, [], [], [], 0)
     for cfg in configs:

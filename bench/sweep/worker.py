@@ -22,6 +22,7 @@ from filelock import FileLock, Timeout
 
 from ..config import make_config
 from ..console import one_line, quiet_libraries
+from ..identity import current_run_id
 from ..logs import read_rows, tidy_lock
 from ..sinks import RowSpool
 from .plan import satisfied
@@ -35,7 +36,6 @@ def claim_path(results_dir: str | Path, run_id: str) -> Path:
 
 def rows_for(results_dir: str | Path, run_id: str) -> list[dict]:
     from ..train.record import index_path  # deferred: torch; the sweep's driver imports this module
-    from ..identity import current_run_id
     return [r for r in read_rows(index_path(results_dir)) if current_run_id(r) == run_id]
 
 

@@ -13,7 +13,9 @@ import os
 from pathlib import Path
 
 from ..config import cache_dir
-from .archs import ArchSpec
+from ..logs import atomic_write, versions
+from .archs import ArchSpec, count_params_1k
+from .packaged import PACKAGES
 
 # Environment that moves where libraries keep downloaded weights (torch hub, pytorchcv).
 _CACHE_ENV = ("TORCH_HOME", "XDG_CACHE_HOME", "PYTORCHCV_ROOT", "HOME")
@@ -24,7 +26,6 @@ def catalog_path() -> Path:
 
 
 def cache_key() -> str:
-    from ..logs import versions
     here = Path(__file__).parent  # the registry and the weight-file rules, read as text (no torch import)
     files = ("archs.py", "weights.py", "packaged.py")
     src = hashlib.sha256(b"".join((here / f).read_bytes() for f in files)).hexdigest()
@@ -33,8 +34,7 @@ def cache_key() -> str:
 
 
 def _compute(spec: ArchSpec) -> dict:
-    from .archs import count_params_1k
-    from .weights import CACHES
+    from .weights import CACHES  # deferred, as all of .weights here: torch, which a warm `bench list` never needs
     where = None
     if spec.weights_tag is not None and spec.source != "timm":  # timm's hub cache is looked up live below
         try:
@@ -53,7 +53,6 @@ def _load(key: str) -> dict[str, dict]:
 
 
 def _save(key: str, entries: dict[str, dict]) -> None:
-    from ..logs import atomic_write
     try:
         atomic_write(catalog_path(), json.dumps({"key": key, "entries": entries}, indent=1).encode())
     except OSError:  # a read-only cache only costs speed
@@ -63,7 +62,6 @@ def _save(key: str, entries: dict[str, dict]) -> None:
 def weights_state(spec: ArchSpec, entry: dict) -> str:
     """`packaged` (an installed package ships them), `none published`, `cached` or `not cached` (the library's own
     cache file for this architecture)."""
-    from .packaged import PACKAGES
     if spec.timm_name in PACKAGES:
         from .weights import packaged_file
         if packaged_file(spec) is not None:

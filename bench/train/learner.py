@@ -16,6 +16,7 @@ from torch import nn
 
 from .archs import ArchSpec, arch_for
 from ..config import ConfigError, RunConfig
+from .fastpath import memory_format
 from .heads import make_head
 from .realise import resolve_device
 from .weights import load_model
@@ -96,7 +97,6 @@ def make_learner(cfg: RunConfig, dls, built: Built, cbs=()):
     learn = Learner(dls, built.model, opt_func=opt, metrics=[accuracy, top_k], loss_func=loss_function(cfg.loss),
                     splitter=partial(param_groups, spec=built.spec, kind=cfg.layer_groups), cbs=list(cbs),
                     train_bn=True)  # as the article ran: BatchNorm keeps training while the body is frozen
-    from .fastpath import memory_format
     # recorded in every row
     learn.memory_format = memory_format(cfg.channels_last, resolve_device(cfg.device), cfg.img_size)
     if learn.memory_format == "channels_last":

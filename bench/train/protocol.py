@@ -10,26 +10,27 @@ from pathlib import Path
 import torch
 
 from ..config import RunConfig
+from ..data.loaders import make_dls, stats_label
 from ..console import one_line
 from ..identity import ids
 from ..logs import epoch_callback
 from ..sinks import FileSink
+from .archs import arch_for, count_params_1k
 from .fastpath import keep_freed_memory
+from .learner import build_model, effective_top_k, make_learner, resolve_device, seed_all
 from .outcomes import record_outcomes
 from .prepare import Prepared, prepare
 from .realise import context, numeric_precision
 from .record import (INDEX_FIELDS, MOMS, base_row, check_trained, device_name, final_metrics, index_path,
                      now_attempt)
+from .track import tracker_for
+from .weights import weights_identity
 
 
 def run(cfg: RunConfig, prepared: Prepared | None = None, sink=None) -> dict:
     """Train `cfg` under the two-phase protocol; returns the index row (also appended to results/runs.csv, or
     written through `sink`, see bench.sinks). A failure after preparation is recorded as a `failed`
     row and re-raised."""
-    from ..data.loaders import make_dls, stats_label
-    from .archs import arch_for, count_params_1k
-    from .learner import build_model, effective_top_k, make_learner, resolve_device, seed_all
-    from .track import tracker_for
     attempt = now_attempt()
     p = prepared or prepare(cfg)
     sink = sink or FileSink(cfg.results_dir)
@@ -92,7 +93,6 @@ def training_seconds(logger) -> dict[str, float]:
 def check_weights_used(used: str, planned: str) -> None:
     """The weights loaded are the ones the run id was made from (e.g. a cached file that failed to load makes
     pretrained=auto fall back to random init): otherwise the row would carry numbers of another run."""
-    from .weights import weights_identity
     if weights_identity(used) != planned:
         raise RuntimeError(f"weights: the run was planned with {planned} but loaded {used}; its run id would name "
                            "other numbers, so it is not recorded as ok (run it again)")

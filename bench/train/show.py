@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import RunConfig
+from .archs import arch_for
+from .timing import synthetic_dls
 
 
 @dataclass
@@ -46,7 +48,7 @@ def _dropped(before: list, body) -> list[str]:
 
 
 def _layer(m) -> str:
-    from torch import nn
+    from torch import nn  # deferred, as in describe
     if isinstance(m, nn.Linear):
         return f"Linear({m.in_features}->{m.out_features}{', bias' if m.bias is not None else ''})"
     if isinstance(m, nn.BatchNorm1d):
@@ -68,12 +70,10 @@ def _module_names(names: list[str], shared: set[str]) -> list[str]:
 
 
 def describe(cfg: RunConfig, n_classes: int = 10) -> Shown:
-    import torch
+    import torch  # deferred, with the three below: `bench show` is parsed by the same start-up as `bench list`
     from torch import nn
-    from .archs import arch_for
     from .heads import make_head
     from .learner import Built, make_learner, num_features, param_groups
-    from .timing import synthetic_dls
     spec = arch_for(cfg.arch, cfg.activation, cfg.self_attention)
     with torch.device("meta"):
         full = spec.build(False)
@@ -122,24 +122,3 @@ def render(s: Shown) -> str:
     lines.append(f"  total {total:,} parameters; phase 1 trains {p1:,} ({100 * p1 / total:.1f} %), phase 2 all")
     return "\n".join(lines)
 
-
-def cmd_show(ns) -> int:
-    from ..cli import config_from_args
-    from ..config import ConfigError
-    ns.arch = ns.show_arch or ns.arch
-    if not ns.classes.isdigit() or int(ns.classes) < 1:
-        raise ConfigError(f"classes: expected a whole number >= 1, got {ns.classes!r}")
-    print(render(describe(config_from_args(ns), int(ns.classes))))
-    return 0
-
-
-def add_cli(sub) -> None:
-    from ..cli import add_config_args
-    p = sub.add_parser("show", help="an architecture's body cut, head and parameter groups with their learning rates",
-                       description="What `bench run` with the same settings would train, without training: the body "
-                                   "cut, nf, the head, and each parameter group's size and learning rate in both "
-                                   "phases (random init on the meta device; nothing is written).")
-    p.add_argument("show_arch", nargs="?", default=None, metavar="ARCH", help="registry name or timm:<name>")
-    p.add_argument("--classes", default="10", metavar="N", help="classes of the head (default 10, the embedded digits)")
-    add_config_args(p)
-    p.set_defaults(func=cmd_show)

@@ -16,7 +16,11 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..config import ConfigError
+from ..config import ConfigError, make_config
+from ..console import one_line, recorded_or_exit
+from ..logs import append_rows, check_writable, git_sha, host, versions
+from .archs import count_params_1k, get_arch
+from .fastpath import keep_freed_memory, memory_format
 from .timing import (N_CLASSES, PeakMemory, count_gmacs, make_clock, synchronizer, synthetic_dls,
                      time_inference)
 
@@ -49,9 +53,7 @@ def measure(arch: str, img_size: int | None = None, batch_size: int | None = Non
     """Benchmark one architecture; returns the row (also appended to results/speed.csv when `write`).
     Bad settings raise ConfigError before anything is built; a failure while measuring is recorded as a
     `failed` row and re-raised."""
-    import torch
-    from ..config import make_config
-    from ..logs import append_rows, git_sha, host, versions
+    import torch  # deferred, with the two below: `bench --help` imports this module to list `speed`
     from .learner import check_device
     from .record import device_name
     cfg = make_config(arch=arch, img_size=img_size, batch_size=batch_size, precision=precision,
@@ -62,12 +64,9 @@ def measure(arch: str, img_size: int | None = None, batch_size: int | None = Non
     warmup = (5 if dev.type == "cuda" else 2) if warmup is None else warmup
     if steps < 1 or warmup < 0:
         raise ConfigError(f"steps must be >= 1 and warmup >= 0 (got {steps}, {warmup})")
-    from .archs import get_arch
     spec = get_arch(cfg.arch)  # unknown names: ConfigError with the closest names
     if write:  # before minutes of measuring, not after
-        from ..logs import check_writable
         check_writable(results_dir)
-    from .fastpath import keep_freed_memory, memory_format
     keep_freed_memory(dev)  # as training runs do, so the speed measured is theirs
     row = dict(arch=cfg.arch, family=spec.family, source=spec.source, img_size=cfg.img_size,
                batch_size=cfg.batch_size, precision=cfg.precision, channels_last=cfg.channels_last,
@@ -77,7 +76,6 @@ def measure(arch: str, img_size: int | None = None, batch_size: int | None = Non
     try:
         row.update(_measure(cfg, spec, dev, steps, warmup, compile, macs), status="ok", error="")
     except BaseException as e:
-        from .record import one_line
         row.update(status="failed", error=one_line(e))
         raise
     finally:
@@ -88,8 +86,7 @@ def measure(arch: str, img_size: int | None = None, batch_size: int | None = Non
 
 
 def _measure(cfg, spec, dev, steps: int, warmup: int, compile: bool, macs: bool = True) -> dict:
-    import torch
-    from .archs import count_params_1k
+    import torch  # deferred, as in measure
     from .learner import build_model, make_learner, seed_all
     sync, mem = synchronizer(dev), PeakMemory(dev)
     out: dict = {}
@@ -141,7 +138,6 @@ def params_label(r: dict) -> str:
 
 
 def cmd_speed(ns: argparse.Namespace) -> int:
-    from ..console import recorded_or_exit
     row, code = recorded_or_exit(
         f"speed {ns.arch}", speed_path(ns.results_dir),
         lambda: measure(ns.arch, img_size=ns.size, batch_size=ns.bs, precision=ns.precision,
