@@ -55,6 +55,7 @@ def test_csv_keeps_the_users_split(tmp_path):
 def test_csv_duplicate_across_the_users_split_is_dropped_from_validation(tmp_path):
     csv = _csv_dataset(tmp_path, leak=True)
     ds = load_dataset(str(csv), results_dir=tmp_path / "results")
+    ds.write_report()
     assert "imgs/leak.png" not in set(ds.items["path"])
     dups = pd.read_csv(tmp_path / "results" / ds.name / "duplicates.csv")
     assert dups.set_index("path").loc["imgs/leak.png", "action"].startswith("dropped from validation")
@@ -89,11 +90,20 @@ def test_parquet_without_an_engine_says_how_to_fix(tmp_path, monkeypatch):
         load_dataset(str(tmp_path / "t.parquet"))
 
 
-def test_missing_file_listed_in_a_table_is_reported(tmp_path):
+def test_missing_files_listed_in_a_table_are_named_and_refused_unless_skipped(tmp_path, capsys):
+    from bench.cli import main
     csv = _csv_dataset(tmp_path)
-    os.remove(tmp_path / "ds" / "imgs" / "c1_3.png")
-    ds = load_dataset(str(csv))
-    assert list(ds.bad["path"]) == ["imgs/c1_3.png"] and ds.bad["problem"][0].startswith("missing")
+    for i in range(5):
+        os.remove(tmp_path / "ds" / "imgs" / f"c1_{i}.png")
+    with pytest.raises(ConfigError, match=r"5 listed file\(s\) that do not exist.*imgs/c1_0.png: missing.*"
+                                          r"also imgs/c1_1.png, imgs/c1_2.png and 2 more.*--on-bad-image skip"):
+        load_dataset(str(csv))
+    results = tmp_path / "results"
+    assert main(["run", "--dataset", str(csv), "--results-dir", str(results), "--pretrained", "false"]) == 2
+    assert "imgs/c1_0.png" in capsys.readouterr().err and not results.exists()
+    ds = load_dataset(str(csv), on_bad_image="skip")  # going on without them, as asked
+    assert list(ds.bad["path"]) == [f"imgs/c1_{i}.png" for i in range(5)]
+    assert ds.bad["problem"][0].startswith("missing") and "imgs/c1_0.png" in capsys.readouterr().err
 
 
 def test_train_valid_folders_are_an_own_split(tmp_path):

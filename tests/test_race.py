@@ -1,7 +1,9 @@
-"""The race: elimination tests on synthetic result tables, the race loop and its log, resuming a race mid-way."""
+"""The race on bench.stats (issue 24): its loop and log on synthetic runs with per-image outcomes, the decision that is
+the report's verdict, the log keyed by what was raced, and a real race resumed mid-way."""
 from __future__ import annotations
 
 import csv
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -9,57 +11,14 @@ import pandas as pd
 import pytest
 
 from bench.config import ConfigError
+from bench.stats import verdict
 from bench.sweep.experiment import load_experiment
 from bench.sweep.race import LOG_FIELDS, Score, evaluate_runs, race
-from bench.sweep.racestats import bonferroni, compare
 from conftest import make_image_folder
 
 ARCHS = ["resnet18", "resnet34", "xresnet18", "seresnet50"]
 
 
-def table(means: dict[str, float], n: int, sd: float = 0.01, seed: int = 0) -> pd.DataFrame:
-    """Accuracies on n instances: a shared per-instance difficulty plus independent noise per candidate."""
-    rng = np.random.default_rng(seed)
-    difficulty = rng.normal(0, 0.03, n)
-    return pd.DataFrame({c: m + difficulty + rng.normal(0, sd, n) for c, m in means.items()})
-
-
-@pytest.mark.parametrize("test", ["friedman", "ttest"])
-def test_a_clearly_worse_candidate_is_eliminated(test):
-    t = table({"a": 0.90, "b": 0.90, "c": 0.70}, n=8)
-    out = compare(t, 0.05, test)
-    assert "c" in out.eliminated and out.best in ("a", "b") and out.p_value < 0.05
-
-
-@pytest.mark.parametrize("test", ["friedman", "ttest"])
-def test_a_tie_stays_a_tie(test):
-    # the same mean and noise: whatever the instance count, nothing is significantly worse
-    for seed in range(3):
-        out = compare(table({"a": 0.9, "b": 0.9, "c": 0.9}, n=10, seed=seed), 0.05, test)
-        assert out.eliminated == [], (seed, out)
-    identical = pd.DataFrame({"a": [0.9] * 5, "b": [0.9] * 5})
-    assert compare(identical, 0.05, test).eliminated == []
-
-
-def test_two_survivors_use_wilcoxon_and_need_enough_instances():
-    t = table({"a": 0.9, "b": 0.8}, n=8)
-    four = compare(t.iloc[:4], test="friedman")
-    assert four.test == "wilcoxon" and four.eliminated == []  # the exact one-sided p is >= 1/16 with four pairs
-    assert four.p_value == pytest.approx(1 / 16)
-    assert compare(t, test="friedman").eliminated == ["b"]
-
-
-def test_bonferroni_multiplies_by_the_rivals_and_keeps_a_close_second_that_holm_would_drop():
-    assert bonferroni([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.12, 0.09]) and bonferroni([0.5]) == [0.5]
-    # b trails the data-picked leader a by one-sided p 0.029, c is far behind: Holm's second step would test b at the
-    # full 0.05 and drop it; b's test against a picked leader is corrected for its two rivals (0.057) and it stays
-    gap = pd.Series([3, -1, 3, 0, 1, 2, -1, 1, 3, 0]) / 90
-    t = pd.DataFrame({"a": 0.8 + 0 * gap, "b": 0.8 - gap, "c": 0.5 - gap / 3})
-    out = compare(t, 0.05, "ttest", resolution=1 / 90)
-    assert out.best == "a" and out.eliminated == ["c"]
-
-
-# --- the race loop on synthetic results (no training)
 def exp_file(tmp_path: Path, archs=ARCHS, seeds=range(6), **extra) -> Path:
     import yaml
     path = tmp_path / "r.yaml"
@@ -67,12 +26,32 @@ def exp_file(tmp_path: Path, archs=ARCHS, seeds=range(6), **extra) -> Path:
     return path
 
 
-def scripted(means: dict[str, float], calls: list, sd: float = 0.005, n_valid: int = 360):
-    """An evaluator answering from a fixed table of accuracies per (arch, seed, fold), on n_valid images."""
+def imaged(means: dict[str, float], calls: list | None = None, n: int = 300, fail=(), seen: list | None = None,
+           world: int = 0, shift: float = 0.0):
+    """An evaluator with per-image outcomes: each fold has n images whose difficulty every run on them shares (so
+    runs agree on most images, as real ones do), plus each run's own noise. `fail`: (arch, seed) pairs whose run
+    fails; `seen`: collects every run returned, as bench.stats.verdict's rows; `world`: another draw of everything;
+    `shift`: the sd of a whole run's shift (logit), seed noise that more seeds average away."""
     def evaluate(configs):
-        calls.append([c.arch for c in configs])
-        return [Score(means[c.arch] + 0.02 * np.sin(c.seed + 10 * c.fold)
-                      + sd * np.cos(7 * c.seed + sum(map(ord, c.arch)) % 5), n_valid) for c in configs]
+        if calls is not None:
+            calls.append([c.arch for c in configs])
+        out = []
+        for c in configs:
+            if (c.arch, c.seed) in fail:
+                out.append(None)
+                continue
+            difficulty = np.random.default_rng([c.fold, world]).normal(0, 2.5, n)
+            rng = np.random.default_rng(zlib.crc32(f"{c.arch}/{c.seed}/{c.fold}/{world}".encode()))
+            logit = np.log(means[c.arch] / (1 - means[c.arch])) + difficulty + rng.normal(0, 0.5, n) \
+                + rng.normal(0, shift)
+            correct = (logit > 0).astype(int)
+            run_id = f"{c.arch}-{c.seed}-{c.fold}"
+            out.append(Score(float(correct.mean()), n, run_id,
+                             pd.Series(correct, index=[f"{c.fold}/{i}" for i in range(n)])))
+            if seen is not None:
+                seen.append((dict(candidate=c.arch, seed=str(c.seed), fold=str(c.fold), run_id=run_id,
+                                  final_accuracy=out[-1].value, n_valid=n), out[-1].correct))
+        return out
     return evaluate
 
 
@@ -84,72 +63,92 @@ def read_log(path: Path) -> list[dict]:
     return rows
 
 
-@pytest.mark.parametrize("test,seeds", [("ttest", 6), ("permutation", 12), ("friedman", 12)])
-def test_race_eliminates_after_the_minimum_and_names_the_winner(tmp_path, test, seeds):
-    exp = load_experiment(exp_file(tmp_path, seeds=range(seeds)), results_dir=str(tmp_path / "res"))
+def test_race_eliminates_from_the_minimum_at_the_race_wide_level_and_names_a_separated_winner(tmp_path):
+    exp = load_experiment(exp_file(tmp_path, seeds=range(6)), results_dir=str(tmp_path / "res"))
     calls: list = []
     means = {"resnet18": 0.95, "resnet34": 0.80, "xresnet18": 0.78, "seresnet50": 0.60}
     log = tmp_path / "res" / "races" / "r.csv"
-    res = race(exp, scripted(means, calls), min_instances=3, test=test, log=log)
+    res = race(exp, imaged(means, calls), log=log)
     assert [len(c) for c in calls[:3]] == [4, 4, 4]  # everyone runs the first three instances
     rows = read_log(log)
-    assert [r["eliminated"] for r in rows[:2]] == ["", ""] and rows[0]["test"] == ""  # no test before the minimum
-    assert rows[2]["test"] == {"ttest": "ttest+bonferroni", "permutation": "permutation+bonferroni",
-                               "friedman": "friedman+conover"}[test]
-    looks = seeds - 3 + 1  # alpha spent evenly over the rounds that test
-    assert [float(r["level"]) for r in rows] == pytest.approx([0.05 / looks] * len(rows))
-    assert f"{looks} look(s)" in rows[0]["rule"]
-    first_out = next(int(r["round"]) for r in rows if r["eliminated"])
-    if test == "ttest":
-        assert first_out == 3  # 15-point gaps, sd floored at 1/360: clear from the first test
-    else:  # nothing can be out before 0.5^n < alpha / looks / 3 (Bonferroni over three rivals)
-        assert 0.5 ** first_out < 0.05 / looks / 3 <= 0.5 ** (first_out - 1)
+    assert [r["eliminated"] for r in rows[:2]] == ["", ""] and rows[0]["test"] == ""  # no look before the minimum
+    assert rows[2]["test"] == "bench.stats gap"
+    looks, pairs = 6 - 3 + 1, 6  # alpha spent over the looks and every pair of the four candidates
+    assert [float(r["level"]) for r in rows] == pytest.approx([0.05 / (looks * pairs)] * len(rows))
+    assert f"{looks} look(s) x {pairs} pair(s)" in rows[0]["rule"] and "futile" in rows[0]["rule"]
     assert res.decision == "winner" and res.survivors == ["resnet18"] and rows[-1]["decision"] == "winner"
-    assert [r["decision"] for r in rows[:-1]] == ["continue"] * (len(rows) - 1)
-    assert res.runs_used == sum(len(c) for c in calls) == int(rows[-1]["runs_used"])
-    assert int(rows[-1]["full_factorial_runs"]) == 4 * seeds and res.compute_pct < 100
-    out = [e for r in rows for e in r["eliminated"].split(";") if e]
-    assert sorted(out) == ["resnet34", "seresnet50", "xresnet18"]
+    assert res.words.startswith("Use resnet18") and rows[-1]["verdict"] == res.words
+    assert res.runs_used == sum(len(c) for c in calls) == int(rows[-1]["runs_used"]) and res.compute_pct < 100
     gone: set[str] = set()
     for r in rows:  # survivors after each round never include anyone eliminated so far; the leader comes first
-        gone |= {e for e in r["eliminated"].split(";") if e}
+        gone |= set(r["eliminated"].split(";")) - {""}
         assert not set(r["survivors"].split(";")) & gone and r["survivors"].startswith("resnet18")
-        assert r["instance"].startswith("seed ") and float(r["alpha"]) == 0.05
 
 
-def test_tied_candidates_end_in_a_tie_at_the_instance_budget(tmp_path):
-    exp = load_experiment(exp_file(tmp_path, archs=["resnet18", "resnet34", "xresnet18"], seeds=range(4)))
-    calls: list = []
-    res = race(exp, scripted({"resnet18": 0.9, "resnet34": 0.9, "xresnet18": 0.5}, calls, sd=0.0), test="ttest")
+def test_a_noisy_tie_stops_early_by_futility_instead_of_running_the_whole_budget(tmp_path):
+    # old main raced two equal candidates over all 15 instances (100 % of the factorial) to say "no winner"
+    exp = load_experiment(exp_file(tmp_path, archs=["resnet18", "resnet34", "xresnet18"], seeds=range(15),
+                                   folds=[0]))
+    res = race(exp, imaged({"resnet18": 0.9, "resnet34": 0.9, "xresnet18": 0.5}))
     assert res.decision == "tie" and set(res.survivors) == {"resnet18", "resnet34"}
-    assert len(res.rounds) == 4 and res.rounds[-1]["decision"] == "tie"
+    assert len(res.rounds) < 15 and res.compute_pct < 50, (len(res.rounds), res.compute_pct)
+    last = res.rounds[-1]
+    other = ({"resnet18", "resnet34"} - {last["best"]}).pop()
+    assert other in last["futile"].split(";") + last["equivalent"].split(";") and last["racing"] == ""
+    assert res.words.startswith("No single best") and "xresnet18" in res.words  # worse beyond noise
+
+
+def test_equivalent_candidates_stop_as_survivors(tmp_path):
+    # exactly the same predictions: the interval is inside the margin at once; both stay, neither runs on
+    exp = load_experiment(exp_file(tmp_path, archs=["resnet18", "resnet34"], seeds=range(10)))
+    same = imaged({"resnet18": 0.9, "resnet34": 0.9})
+
+    def evaluate(configs):
+        return same([c.replace(arch="resnet18") for c in configs])
+    res = race(exp, evaluate)
+    assert res.decision == "equivalent" and len(res.rounds) == 3 and res.rounds[-1]["equivalent"] == "resnet34"
+    assert "equivalent within 0.5 pp" in res.words
 
 
 def test_budget_stops_the_race(tmp_path):
-    exp = load_experiment(exp_file(tmp_path, archs=["resnet18", "resnet34"], seeds=range(10)))
-    res = race(exp, scripted({"resnet18": 0.9, "resnet34": 0.9}, [], sd=0.0), budget_pct=50)
-    assert res.decision == "budget" and res.runs_used <= 10 and res.rounds[-1]["decision"] == "budget"
+    exp = load_experiment(exp_file(tmp_path, archs=["resnet18", "resnet34"], seeds=range(4), folds=5))
+    res = race(exp, imaged({"resnet18": 0.9, "resnet34": 0.86}), budget_pct=30)  # close: raced on, not futile
+    assert res.decision == "budget" and res.runs_used <= 12 and res.rounds[-1]["decision"] == "budget"
 
 
-def test_a_failed_run_takes_its_candidate_out(tmp_path):
-    exp = load_experiment(exp_file(tmp_path, archs=["resnet18", "resnet34", "xresnet18"], seeds=range(4)))
+def test_a_winner_by_its_rivals_failures_is_not_a_winner(tmp_path):
+    # resnet34 runs with resnet18 until its run fails; old main named resnet18 the "winner" of the two left
+    exp = load_experiment(exp_file(tmp_path, archs=["resnet18", "resnet34", "xresnet18"], seeds=range(6)))
+    means = {"resnet18": 0.9, "resnet34": 0.9, "xresnet18": 0.3}
+    early = race(exp, imaged(means, fail={("resnet34", 1)}))  # out after one run: never compared
+    assert early.decision == "survivor" and early.survivors == ["resnet18"]
+    assert "Not ranked" in early.words and "resnet34" in early.words
+    assert early.rounds[1]["failed"] == "resnet34" and early.rounds[1]["test"] == ""
+    late = race(exp, imaged(means, fail={("resnet34", 3)}))  # three runs, not separated, then a failure
+    assert late.decision in ("tie", "survivor") and late.decision != "winner"
+    assert late.words.startswith("No single best")
 
-    def evaluate(configs):
-        return [None if c.arch == "resnet34" and c.seed == 1 else 0.9 for c in configs]
-    res = race(exp, evaluate, test="ttest")
-    assert res.rounds[1]["eliminated"] == "resnet34" and res.rounds[1]["test"] == ""
-    assert res.decision == "tie" and res.survivors == ["resnet18", "xresnet18"]
+
+def test_the_race_decision_is_the_reports_verdict_on_the_race_runs(tmp_path):
+    exp = load_experiment(exp_file(tmp_path, seeds=range(6)))
+    seen: list = []
+    res = race(exp, imaged({"resnet18": 0.92, "resnet34": 0.91, "xresnet18": 0.85, "seresnet50": 0.5}, seen=seen),
+               margin=0.01)
+    runs = pd.DataFrame([r for r, _ in seen])
+    again = verdict(runs, {r["run_id"]: c for r, c in seen}, margin=0.01)
+    assert res.words == again.words and len(runs) == res.runs_used
+    assert set(runs.candidate) == set(ARCHS)  # the eliminated candidates' runs are in it
 
 
 def test_race_input_errors(tmp_path):
     one = load_experiment(exp_file(tmp_path, seeds=[0]))
     with pytest.raises(ConfigError, match="instance"):
-        race(one, scripted({}, []))
+        race(one, imaged({}))
     exp = load_experiment(exp_file(tmp_path))
-    for kw, what in [({"alpha": 1.5}, "alpha"), ({"min_instances": 1}, "min-instances"), ({"test": "anova"}, "test"),
-                     ({"budget_pct": 5}, "budget")]:
+    for kw, what in [({"alpha": 1.5}, "alpha"), ({"min_instances": 2}, "min-instances: 2 is below 3"),
+                     ({"margin": -0.1}, "margin"), ({"budget_pct": 5}, "budget")]:
         with pytest.raises(ConfigError, match=what):
-            race(exp, scripted({}, []), **kw)
+            race(exp, imaged({}), **kw)
 
 
 def test_race_instances_default_to_every_fold_when_the_file_lists_none(tmp_path):
@@ -157,14 +156,24 @@ def test_race_instances_default_to_every_fold_when_the_file_lists_none(tmp_path)
     assert exp.instances == tuple((7, f) for f in range(5))
     assert {c.n_folds for c in exp.configs} == {5}
     assert load_experiment(exp_file(tmp_path, seeds=[7], folds=[1, 2]), all_folds=True).instances == ((7, 1), (7, 2))
-    labels = load_experiment(exp_file(tmp_path, archs=["resnet18", {"resnet18": {"bs": 32}}])).labels
-    assert labels == ("resnet18", "resnet18 (bs=32)")
+
+
+def test_candidates_are_labelled_by_what_differs(tmp_path):
+    from bench.sweep.race import candidate_labels
+    exp = load_experiment(exp_file(tmp_path, archs=["xresnet18", "tf_efficientnet_lite0",
+                                                    {"tf_efficientnet_lite0": {"pretrained": "true"}}],
+                                   protocol={"pretrained": "false"}))
+    assert list(candidate_labels(exp)) == ["xresnet18 (pretrained=false)", "tf_efficientnet_lite0 (pretrained=false)",
+                                           "tf_efficientnet_lite0 (pretrained=true)"]
+    same = load_experiment(exp_file(tmp_path, archs=["resnet18", "xresnet18"]))
+    assert list(candidate_labels(same)) == ["resnet18", "xresnet18"]
 
 
 def test_cli_race_errors_are_one_line(tmp_path, capsys):
     from bench.cli import main
     path = exp_file(tmp_path)
-    for args in (["--alpha", "2"], ["--seeds", "a,b"], ["--set", "seed=1"], ["--budget", "0"]):
+    for args in (["--alpha", "2"], ["--seeds", "a,b"], ["--set", "seed=1"], ["--budget", "0"],
+                 ["--min-instances", "2"], ["--margin", "-1"]):
         assert main(["race", str(path), "--results-dir", str(tmp_path / "res"), *args]) == 2
         err = capsys.readouterr().err
         assert err.startswith("bench: error:") and len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -173,8 +182,12 @@ def test_cli_race_errors_are_one_line(tmp_path, capsys):
 
 # --- a real race, stopped after two rounds and resumed
 @pytest.mark.slow
-def test_resume_mid_race_reuses_the_runs_and_writes_the_same_log(tmp_path, capsys):
+def test_resume_mid_race_reuses_the_runs_and_prints_the_reports_verdict(tmp_path, capsys):
     import yaml
+
+    from bench.logs import read_rows
+    from bench.report.outcomes import correct_by_item, read_outcomes
+    from bench.sweep.race import resolve_dataset
     data = make_image_folder(tmp_path / "data", per_class=8)
     results = tmp_path / "res"
     path = tmp_path / "tiny.yaml"
@@ -193,27 +206,35 @@ def test_resume_mid_race_reuses_the_runs_and_writes_the_same_log(tmp_path, capsy
             raise KeyboardInterrupt
         return evaluate(configs)
     with pytest.raises(KeyboardInterrupt):
-        race(exp, stop_in_round_3, min_instances=2, log=log)
+        race(exp, stop_in_round_3, log=log, dataset=resolve_dataset(exp))
     first = read_log(log)
     assert len(first) == 2 and first[-1]["decision"] == "continue"
     runs = results / "runs.csv"
     before = list(csv.DictReader(open(runs)))
     assert len(before) == 4 and {r["status"] for r in before} == {"ok"}
 
-    res = race(exp, evaluate, min_instances=2, log=log)
+    res = race(exp, evaluate, log=log, dataset=resolve_dataset(exp))
     after = list(csv.DictReader(open(runs)))
     assert len(after) == 6 and after[:4] == before  # rounds 1-2 reused, only round 3 trained
     rows = read_log(log)
-    assert len(rows) == 3 and rows[-1]["decision"] == res.decision and res.decision in ("tie", "winner")
+    assert len(rows) == 3 and rows[-1]["decision"] == res.decision
     drop = ("timestamp",)
     assert [{k: v for k, v in r.items() if k not in drop} for r in rows[:2]] == \
         [{k: v for k, v in r.items() if k not in drop} for r in first]
-    assert rows[-1]["runs_used"] == str(res.runs_used) == "6" and rows[-1]["full_factorial_runs"] == "6"
-    # the command on the finished race: trains nothing, says the decision and its compute share
+    # the race's words are bench.stats.verdict's on its own runs, read back from the index and their outcomes
+    ok = [r for r in read_rows(runs) if r["status"] == "ok"]
+    frame = pd.DataFrame([dict(candidate=r["arch"], seed=r["seed"], fold=r["fold"], run_id=r["run_id"],
+                               final_accuracy=float(r["final_accuracy"]), n_valid=int(r["n_valid"])) for r in ok])
+    outcomes = {r["run_id"]: correct_by_item(read_outcomes(results, r)).astype(int) for r in ok}
+    assert len(outcomes) == 6
+    assert res.words == verdict(frame, outcomes, cost={a: {"train_s": np.mean(
+        [float(r["total_seconds"]) for r in ok if r["arch"] == a]), "params": float(next(
+            r["params_total"] for r in ok if r["arch"] == a))} for a in ("resnet18", "xresnet18")},
+        n_train=float(np.median([float(r["n_train"]) for r in ok]))).words
+    # the command on the finished race: trains nothing, prints the decision, the verdict and the compute share
     from bench.cli import main
     capsys.readouterr()
-    assert main(["race", str(path), "--results-dir", str(results), "--min-instances", "2"]) == 0
+    assert main(["race", str(path), "--results-dir", str(results)]) == 0
     out = capsys.readouterr().out
-    assert f"race tiny: {'winner' if res.decision == 'winner' else 'no winner'}" in out
-    assert "6 of 6 runs = 100 % of the full factorial" in out
+    assert "6 of 6 runs = 100 % of the full factorial" in out and res.words in out.splitlines()
     assert list(csv.DictReader(open(runs))) == after and len(read_log(log)) == 3

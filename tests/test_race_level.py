@@ -1,5 +1,6 @@
-"""The race at its stated level (issue 16 item 5): one-sided tests, no elimination from zero variance, α held over
-the whole race (noisy ties, a held-out-like table), a restart that replays its log, the report reading that log."""
+"""The race at its stated level and its log: no elimination from a one-image gap, alpha held over the whole race
+(noisy ties, a held-out-like table), a restart that replays its log, a log keyed by what it raced (dataset,
+candidates, settings: a mismatch refused in one line), the report reading that log."""
 from __future__ import annotations
 
 import html
@@ -7,7 +8,6 @@ import random
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 from scipy import stats
@@ -16,11 +16,11 @@ from bench.config import ConfigError
 from bench.logs import read_rows
 from bench.sweep.experiment import Experiment, load_experiment
 from bench.sweep.race import Score, race
-from bench.pairedtest import paired_t
-from bench.sweep.racestats import compare
+from test_race import imaged
 
 N_VALID = 90  # validation images per fold: accuracy moves in steps of 1/90
 ARCHS = ["resnet18", "resnet34", "xresnet18", "resnet50", "resnet101", "xresnet34"]
+DATA_A = {"name": "mine", "fingerprint": "a1b2c3d4e5f6a7b8", "split": "5f0e"}
 
 
 def experiment(tmp_path: Path, archs=ARCHS, seeds=range(5), folds=(0,)) -> Experiment:
@@ -31,7 +31,8 @@ def experiment(tmp_path: Path, archs=ARCHS, seeds=range(5), folds=(0,)) -> Exper
 
 
 def from_table(exp: Experiment, acc: dict[str, np.ndarray], calls: list | None = None):
-    """An evaluator reading accuracies[arch][instance index in the file's order], on N_VALID images."""
+    """An evaluator reading accuracies[arch][instance index in the file's order], on N_VALID images (no per-image
+    outcomes: bench.stats bounds the image term)."""
     where = {inst: i for i, inst in enumerate(exp.instances)}
 
     def evaluate(configs):
@@ -46,47 +47,18 @@ def reordered(exp: Experiment, order) -> Experiment:
                       tuple(order))
 
 
-# --- zero variance: a constant one-image gap is not evidence
-ONE_IMAGE = pd.DataFrame({"a": [0.80, 0.70, 0.75]}).assign(b=lambda t: t.a - 1 / N_VALID)
-
-
-def test_a_constant_one_image_gap_on_three_folds_is_not_eliminated():
-    # the old two-sided t-test saw sd 0 and called it certain (p = 0): b was out after three folds
-    floored = compare(ONE_IMAGE, 0.05, "ttest", resolution=1 / N_VALID)
-    assert floored.eliminated == [] and floored.p_value == pytest.approx(0.1127, abs=1e-3)  # t = sqrt(3), 2 df
-    assert compare(ONE_IMAGE, 0.05, "permutation").p_value == pytest.approx(0.125)  # 1 of 2^3 sign patterns
-    assert compare(ONE_IMAGE, 0.05, "ttest").p_value == pytest.approx(0.125)  # no step known: the exact sign-flip p
-    assert compare(ONE_IMAGE, 0.05, "friedman").p_value == pytest.approx(0.125)  # exact one-sided Wilcoxon
-    three = ONE_IMAGE.assign(c=ONE_IMAGE.a - 2 / N_VALID)  # every fold ranks a > b > c: Conover's spread is 0
-    for test in ("ttest", "permutation", "friedman"):
-        assert compare(three, 0.05, test, resolution=1 / N_VALID).eliminated == [], test
-
-
 def test_a_race_keeps_a_candidate_one_image_behind_on_every_fold(tmp_path):
+    # old main's first test saw sd 0 and called a constant one-image gap certain (p = 0)
     exp = experiment(tmp_path, archs=["resnet18", "resnet34"], seeds=[0], folds=range(3))
-    res = race(exp, from_table(exp, {"resnet18": ONE_IMAGE.a.to_numpy(), "resnet34": ONE_IMAGE.b.to_numpy()}))
+    a = np.array([0.80, 0.70, 0.75])
+    res = race(exp, from_table(exp, {"resnet18": a, "resnet34": a - 1 / N_VALID}))
     assert res.decision == "tie" and res.survivors == ["resnet18", "resnet34"]
-    assert res.rounds[-1]["eliminated"] == ""
-
-
-def test_the_tests_are_one_sided():
-    # b is behind by 0-3 images on 10 folds: one-sided p 0.029 (eliminated at 0.05), two-sided 0.057 (old main kept
-    # it: its real level was alpha / 2)
-    gap = pd.Series([3, -1, 3, 0, 1, 2, -1, 1, 3, 0]) / N_VALID
-    t = pd.DataFrame({"a": 0.8 + 0 * gap, "b": 0.8 - gap})
-    _, p = paired_t(gap, 1 / N_VALID)
-    assert p == pytest.approx(stats.ttest_rel(t.a, t.b, alternative="greater").pvalue)
-    assert p == pytest.approx(stats.ttest_rel(t.a, t.b).pvalue / 2) and p < 0.05 < 2 * p
-    out = compare(t, 0.05, "ttest", resolution=1 / N_VALID)
-    assert out.best == "a" and out.eliminated == ["b"] and out.p_value == pytest.approx(p)
-    assert compare(t, 0.05, "permutation").eliminated == ["b"]
-    assert compare(t, 0.05, "friedman").eliminated == ["b"]  # one-sided Wilcoxon
+    assert all(r["eliminated"] == "" for r in res.rounds)
 
 
 # --- the level holds for the whole race
 def test_a_noisy_tie_declares_a_winner_at_most_alpha_of_the_time(tmp_path):
     # Two equal candidates (binomial accuracies on 90 images, a difficulty per instance), 25 instances, 100 races.
-    # Testing every round at the full alpha declared a winner in 24 of 100 (old main); spent over the looks, <= 5 %.
     exp = experiment(tmp_path, archs=ARCHS[:2], seeds=range(25))
     winners = 0
     for rep in range(100):
@@ -95,8 +67,21 @@ def test_a_noisy_tie_declares_a_winner_at_most_alpha_of_the_time(tmp_path):
         acc = {a: rng.binomial(N_VALID, difficulty) / N_VALID for a in ARCHS[:2]}
         res = race(exp, from_table(exp, acc))
         winners += res.decision == "winner"
-        assert res.decision in ("winner", "tie")
-    assert winners <= 7  # expected <= 5; 7 leaves room for chance, the old 24 does not pass
+        assert res.decision in ("winner", "tie", "equivalent")
+    assert winners <= 7  # expected <= 5; 7 leaves room for chance (old main at the full level per look: 24)
+
+
+def test_equal_candidates_with_per_image_outcomes_are_rarely_separated_and_cheaply_raced(tmp_path):
+    # 3 equal candidates, 12 seeds of one fold, per-image outcomes; each race its own images. Old main raced such
+    # ties to the last instance (100 % of the runs); now futility stops them at the first look (25 %)
+    exp = experiment(tmp_path, archs=ARCHS[:3], seeds=range(12))
+    out = used = 0
+    for rep in range(20):
+        res = race(exp, imaged({a: 0.9 for a in ARCHS[:3]}, world=rep))
+        out += any(r["eliminated"] for r in res.rounds)
+        used += res.runs_used
+        assert res.decision != "winner"
+    assert out <= 2 and used / (20 * 36) < 0.5, (out, used)
 
 
 def heldout_like(seed: int = 96) -> dict[str, np.ndarray]:
@@ -111,12 +96,11 @@ def heldout_like(seed: int = 96) -> dict[str, np.ndarray]:
 def test_held_out_like_top_two_not_separated_by_the_full_factorial_give_no_sole_winner(tmp_path):
     acc = heldout_like()
     assert stats.ttest_rel(acc["resnet18"], acc["resnet34"]).pvalue > 0.05  # the full factorial does not separate
-    assert stats.wilcoxon(acc["resnet18"], acc["resnet34"]).pvalue > 0.05
     exp = experiment(tmp_path, seeds=range(5), folds=range(3))
-    orders = [list(exp.instances)] + [random.Random(o).sample(exp.instances, 15) for o in range(1, 20)]
-    for o, order in enumerate(orders):  # old main declared a sole winner in 4 of these 20 orders
+    orders = [list(exp.instances)] + [random.Random(o).sample(exp.instances, 15) for o in range(1, 10)]
+    for o, order in enumerate(orders):  # old main declared a sole winner in 4 of 20 such orders
         res = race(reordered(exp, order), from_table(exp, acc))
-        assert res.decision == "tie" and {"resnet18", "resnet34"} <= set(res.survivors), (o, res.rounds[-1])
+        assert res.decision != "winner" and {"resnet18", "resnet34"} <= set(res.survivors), (o, res.rounds[-1])
 
 
 # --- restarting
@@ -152,29 +136,64 @@ def test_a_restart_after_a_failed_run_replays_the_log_exactly(tmp_path):
     assert retried.rounds[1]["failed"] == ""
 
 
-def test_a_restart_under_another_rule_or_order_is_refused(tmp_path):
+def refused(exp, log, **kw) -> str:
+    with pytest.raises(ConfigError) as e:
+        race(exp, imaged({a: 0.8 for a in ARCHS}), log=log, **kw)
+    return str(e.value)
+
+
+def test_a_restart_on_other_terms_is_refused_in_one_line_that_says_what_changed(tmp_path):
     exp = experiment(tmp_path, archs=ARCHS[:2], seeds=range(5))
     log = tmp_path / "res" / "races" / "r.csv"
-    acc = {a: np.full(5, 0.8) for a in ARCHS[:2]}
-    race(exp, from_table(exp, acc), log=log)
+    race(exp, imaged({a: 0.8 for a in ARCHS}), log=log, dataset=DATA_A)
     logged = log.read_bytes()
-    with pytest.raises(ConfigError, match="--alpha"):
-        race(exp, from_table(exp, acc), log=log, alpha=0.1)
-    with pytest.raises(ConfigError, match="seeds or folds changed"):
-        race(reordered(exp, exp.instances[::-1]), from_table(exp, acc), log=log)
+    # old main replayed this log on another dataset (its winner printed for the new images)
+    other = {**DATA_A, "name": "theirs", "fingerprint": "ffff0000ffff0000"}
+    msg = refused(exp, log, dataset=other)
+    assert "the dataset's content changed (fingerprint a1b2c3d4e5f6 -> ffff0000ffff, mine -> theirs)" in msg
+    assert "\n" not in msg
+    assert "split changed (split 5f0e -> 9999)" in refused(exp, log, dataset={**DATA_A, "split": "9999"})
+    assert "--alpha changed (0.05 -> 0.1)" in refused(exp, log, dataset=DATA_A, alpha=0.1)
+    assert "--margin changed (0.005 -> 0.01)" in refused(exp, log, dataset=DATA_A, margin=0.01)
+    assert "--min-instances changed (3 -> 4)" in refused(exp, log, dataset=DATA_A, min_instances=4)
+    assert "the instances changed" in refused(reordered(exp, exp.instances[::-1]), log, dataset=DATA_A)
+    # old main trained an added candidate in round 1 and then silently dropped it (the log's survivors stood)
+    added = experiment(tmp_path, archs=ARCHS[:3], seeds=range(5))
+    assert "candidate added: xresnet18" in refused(added, log, dataset=DATA_A)
+    assert log.read_bytes() == logged
+    race(exp, imaged({a: 0.8 for a in ARCHS}), log=log, dataset=DATA_A)  # the same terms: replayed
     assert log.read_bytes() == logged
 
 
+def test_cli_race_on_another_dataset_is_refused_before_anything_runs(tmp_path, capsys):
+    from bench.cli import main
+    from bench.sweep.race import resolve_dataset
+    from conftest import make_image_folder
+    a, b = make_image_folder(tmp_path / "a", per_class=12), make_image_folder(tmp_path / "b", per_class=12, seed=1)
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({"dataset": str(a), "archs": ARCHS[:2], "seeds": [0, 1, 2], "folds": [0],
+                                    "protocol": {"batch_size": 4}}))
+    res = tmp_path / "res"
+    exp = load_experiment(path, results_dir=str(res))
+    race(exp, imaged({a: 0.8 for a in ARCHS}), log=res / "races" / "r.csv", dataset=resolve_dataset(exp))
+    index = res / "runs.csv"
+    capsys.readouterr()
+    assert main(["race", str(path), "--results-dir", str(res), "--dataset", str(b)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bench: error:") and "dataset's content changed" in err[0], err
+    assert not index.exists()  # nothing trained
+
+
 def test_a_race_stopped_by_its_budget_goes_on_under_a_larger_one(tmp_path):
-    exp = experiment(tmp_path, archs=ARCHS[:2], seeds=range(10))
+    exp = experiment(tmp_path, archs=ARCHS[:2], seeds=range(4), folds=range(5))
     log = tmp_path / "res" / "races" / "r.csv"
-    acc = {a: np.full(10, 0.8) for a in ARCHS[:2]}
-    stopped = race(exp, from_table(exp, acc), log=log, budget_pct=50)
-    assert stopped.decision == "budget" and len(stopped.rounds) == 5  # 10 of 20 runs; the 6th round would pass it
-    again = race(exp, from_table(exp, acc), log=log, budget_pct=50)  # same budget: the log's decision stands
-    assert again.decision == "budget" and len(read_rows(log)) == 5
-    more = race(exp, from_table(exp, acc), log=log)
-    assert more.decision == "tie" and len(more.rounds) == 10 and read_rows(log)[4]["decision"] == "continue"
+    close = imaged({"resnet18": 0.9, "resnet34": 0.86})  # raced on: neither separated nor futile for a while
+    stopped = race(exp, close, log=log, budget_pct=30)
+    assert stopped.decision == "budget" and len(stopped.rounds) == 6  # 12 of 40 runs; the 7th round would pass it
+    again = race(exp, close, log=log, budget_pct=30)  # same budget: the log's decision stands
+    assert again.decision == "budget" and len(read_rows(log)) == 6
+    more = race(exp, close, log=log)
+    assert len(more.rounds) > 6 and more.decision != "budget" and read_rows(log)[5]["decision"] == "continue"
 
 
 def test_a_log_whose_runs_are_gone_is_not_replayed(tmp_path):
@@ -190,10 +209,12 @@ def test_a_log_from_an_older_bench_is_raced_afresh(tmp_path):
     exp = experiment(tmp_path, archs=ARCHS[:2], seeds=range(4))
     log = tmp_path / "res" / "races" / "r.csv"
     log.parent.mkdir(parents=True)
-    log.write_text("race,round,instance,survivors,eliminated,decision\nr,1,seed 0 fold 0,resnet18,resnet34,winner\n")
+    log.write_text("race,round,instance,survivors,eliminated,decision,rule\n"
+                   "r,1,seed 0 fold 0,resnet18,resnet34,winner,old rule\n")
     said: list = []
     res = race(exp, from_table(exp, {a: np.full(4, 0.8) for a in ARCHS[:2]}), log=log, echo=said.append)
-    assert res.decision == "tie" and "older bench" in said[0] and "rule" in log.read_text().splitlines()[0]
+    assert res.decision in ("tie", "equivalent") and "older bench" in said[0]
+    assert "key" in log.read_text().splitlines()[0]
 
 
 # --- the report reads the race's own log
@@ -201,10 +222,8 @@ def test_a_log_from_an_older_bench_is_raced_afresh(tmp_path):
 def test_the_report_reads_race_write_log_output(tmp_path, kind):
     from bench.report.races import load_races, race_html, race_markdown
     exp = experiment(tmp_path, archs=ARCHS[:3], seeds=range(6))
-    rng = np.random.default_rng(1)
-    shift = {"winner": [0, -0.2, -0.3], "tie": [0, 0, -0.3]}[kind]
-    acc = {a: np.round((0.8 + s + rng.normal(0, 0.01, 6)) * N_VALID) / N_VALID for a, s in zip(ARCHS[:3], shift)}
-    res = race(exp, from_table(exp, acc), log=tmp_path / "res" / "races" / "r.csv")
+    means = {"winner": [0.95, 0.75, 0.6], "tie": [0.9, 0.9, 0.6]}[kind]
+    res = race(exp, imaged(dict(zip(ARCHS[:3], means))), log=tmp_path / "res" / "races" / "r.csv")
     notes: list = []
     races = load_races(tmp_path / "res", notes)
     assert notes == [] and len(races) == 1
@@ -212,14 +231,11 @@ def test_the_report_reads_race_write_log_output(tmp_path, kind):
     assert r.name == "r" and r.decision == res.decision == kind and set(r.candidates) == set(ARCHS[:3])
     assert r.runs_used == res.runs_used and r.full_runs == 18 and len(r.rounds) == len(res.rounds)
     assert set(r.out_at) == set(ARCHS[:3]) - set(res.survivors)
-    summary = r.summary()
-    assert res.survivors[0] in summary and ("winner" in summary if kind == "winner" else "leads" in summary)
+    assert res.survivors[0] in r.summary()
     assert all(f"| {k + 1} |" in race_markdown(r) for k in range(len(res.rounds)))
-    # the level a p was compared with, not only the race-wide alpha (p = 0.01 < 0.05 yet nobody out confused readers)
     assert r.rule and r.rule in race_markdown(r) and html.escape(r.rule) in race_html(r)
     levels = r.rounds["level"].dropna()
-    assert len(levels) and (levels < 0.05).all()
-    assert f"| {levels.iloc[-1]:.3g} |" in race_markdown(r) and f"<td>{levels.iloc[-1]:.3g}</td>" in race_html(r)
+    assert len(levels) and (levels < 0.05 / 4).all()  # the per-comparison level: alpha over looks and pairs
 
 
 def test_the_dataset_notes_are_said_once_per_race_not_every_round(tmp_path, capsys):
@@ -267,7 +283,8 @@ def test_cli_restart_under_another_alpha_is_one_line_exit_2(tmp_path, capsys):
     from bench.cli import main
     exp = experiment(tmp_path, archs=ARCHS[:2], seeds=range(4))
     log = tmp_path / "res" / "races" / "r.csv"
-    race(exp, from_table(exp, {a: np.full(4, 0.8) for a in ARCHS[:2]}), log=log)
+    race(exp, from_table(exp, {a: np.full(4, 0.8) for a in ARCHS[:2]}), log=log,
+         dataset={"name": "digits", "fingerprint": None, "split": None})
     logged = log.read_bytes()
     capsys.readouterr()
     assert main(["race", str(exp.path), "--results-dir", str(tmp_path / "res"), "--alpha", "0.1"]) == 2

@@ -160,22 +160,17 @@ def test_paired_tests_bounds_and_noise_marks(full):
     c = result.comparisons.set_index(["a", "b"])
     diff = np.subtract(ACC["resnet34"], ACC["resnet50"])
     row = c.loc[("resnet34", "resnet50")]
-    # resnet34 ahead on all 6 seeds: bench.stats' one-sided paired t-test (sd floored at one validation image)
-    from scipy import stats
-    sd = max(np.std(diff, ddof=1), 1 / 360)
-    ref = stats.t.sf(diff.mean() / (sd / np.sqrt(len(diff))), len(diff) - 1)
-    assert row.n_pairs == 6 and row["diff"] == pytest.approx(diff.mean()) and row.p_value == pytest.approx(ref)
-    assert 0 < row.lower95 <= diff.mean()
-    assert c.loc[("resnet34", "seresnet50")].p_value > 0.2
-    assert len(result.comparisons) == 3  # every pair of models with a common seed; single-run dataset has none
+    # resnet34 ahead on all 6 seeds, but these rows have no per-image outcomes: the image noise of 360 shared
+    # validation images is bounded from the error rates (bench.stats), so 1.9 pp is not beyond noise
+    assert row.n_pairs == 6 and row["diff"] == pytest.approx(diff.mean()) and row.lo < 0 < row.hi
+    assert 0 < row.p_value < 1 and len(result.comparisons) == 3
     s = digits(result)
     assert s.loc["resnet34", "noise"] == "best" and s.loc["resnet34", "rank"] == 1
-    assert s.loc["resnet50", "noise"] == "beyond noise"
-    # Bonferroni: both comparisons with the data-picked best at 0.05 / 2, lower bounds at that level
-    assert s.loc["resnet50", "p_level"] == pytest.approx(0.025) and s.loc["resnet50", "gap_lo"] > 0
-    assert s.loc["seresnet50", "noise"] == "within noise" and s.loc["seresnet50", "p_level"] == pytest.approx(0.025)
+    # each comparison at alpha over every pair of the 3 ranked candidates
+    assert s.loc["resnet50", "p_level"] == pytest.approx(0.05 / 3) and s.loc["resnet50", "noise"] == "within noise"
+    assert s.loc["resnet50", "gap_lo"] < s.loc["resnet50", "gap"] < s.loc["resnet50", "gap_hi"]
     assert s.loc["xresnet50", "noise"] == "" and np.isnan(s.loc["xresnet50", "rank"])
-    assert (s.gap.dropna() >= 0).all()
+    assert "no per-image outcomes" in result.decisions["digits"].sentence
 
 
 def test_two_seeds_rank_nothing_but_say_what_is_needed(tmp_path):
@@ -185,11 +180,11 @@ def test_two_seeds_rank_nothing_but_say_what_is_needed(tmp_path):
                                  run_row("resnet50", 0, 0.50), run_row("resnet50", 1, 0.40)])
     result = report.build_report(res)
     c = result.comparisons.iloc[0]
-    assert c.n_pairs == 2 and c["diff"] == pytest.approx(0.325) and np.isnan(c.lower95) and np.isnan(c.p_value)
+    assert c.n_pairs == 2 and c["diff"] == pytest.approx(0.325) and np.isnan(c.lo) and np.isnan(c.p_value)
     s = digits(result)
-    assert (s.noise == "not ranked").all() and s["rank"].isna().all() and s.p_best.isna().all()
+    assert (s.noise == "not ranked").all() and s["rank"].isna().all()
     d = result.decisions["digits"]
-    assert d.pick is None and "No two models share 3 (seed, fold) instances yet" in d.sentence
+    assert d.pick is None and "fewer than two candidates have 3 (seed, fold) instances" in d.sentence
     page = result.html.read_text()
     assert "-130" not in page and "← use" not in page
 
@@ -216,8 +211,8 @@ def test_writes_tables_plots_and_self_contained_html(full):
     page = result.html.read_text()
     assert page.count("data:image/png;base64,") == 5  # 4 for digits, the learning curve for pets
     assert not re.search(r"(src|href)=\"(https?:)?//", page)  # nothing to fetch
-    assert "No single best on paired evidence: resnet34, seresnet50 are within noise of the leader resnet34" in page
-    assert "beyond noise" in page and "Worse beyond noise: resnet50." in page
+    assert "No single best: resnet34 (91.2 %, n=6) leads, not separated from seresnet50" in page
+    assert "within noise" in page
     # one command line for every missing GMACs cell; resnet34 is measured at 64 px
     section = page[page.index("<h2>digits"):page.index("<h2>pets")]
     assert section.count("make speed") == 1
@@ -257,11 +252,9 @@ def test_other_protocols_are_other_sections(tmp_path):
     write_csv(res / "runs.csv", rows)
     result = report.build_report(res)
     s = result.summary
-    assert list(s.model) == ["resnet34", "resnet34"] and (s.n == 2).all() and s.section.nunique() == 2
-    assert sorted(result.decisions) == ["digits (128 px (items 72 px), 1+2 epochs, random init, 100 % of digits, "
-                                        "batch 64)",
-                                        "digits (64 px (items 72 px), 1+2 epochs, random init, 100 % of digits, "
-                                        "batch 64)"]
+    # scored on the same images: one section, two candidates labelled by what differs (issue 24)
+    assert sorted(s.model) == ["resnet34 (128 px)", "resnet34 (64 px)"] and (s.n == 2).all()
+    assert s.section.nunique() == 1 and list(result.decisions) == ["digits"]
 
 
 def test_older_files_with_missing_columns(tmp_path):
@@ -322,10 +315,10 @@ def test_single_run(tmp_path):
     result = report.build_report(res, out_dir=tmp_path / "out")
     assert len(result.summary) == 1 and result.comparisons.empty
     d = result.decisions["digits"]
-    assert d.sentence.startswith("Only resnet34 has finished runs under this protocol (90.0 %, n=1): nothing to "
+    assert d.sentence.startswith("Only resnet34 has finished runs on these images (90.0 %, n=1): nothing to "
                                  "compare it with") and d.pick is None
-    # one architecture: no "use" arrow under a sentence that says to run others (issue 19)
-    assert "← use" not in result.html.read_text() and "Run other architectures" in result.html.read_text()
+    # one architecture: no "use" arrow under a sentence that says there is nothing to compare (issue 19)
+    assert "← use" not in result.html.read_text() and "nothing to compare" in result.html.read_text()
     assert (tmp_path / "out" / "report.html").exists()
 
 
@@ -369,11 +362,14 @@ def test_pareto_front():
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
-# Appended to a copy of the report: sorts by accuracy, then records what the browser really decoded.
+# Appended to a copy of the report: sorts by accuracy, then records what the browser really decoded and how wide
+# the widest main table is laid out.
 PROBE = """<script>
-document.querySelectorAll('table.sortable th')[4].click();  // accuracy, ascending
-document.body.dataset.firstModel = document.querySelector('table.sortable tbody tr').cells[0].textContent;
+[...document.querySelectorAll('table.main th')].find(th => th.textContent === 'accuracy %').click();  // ascending
+document.body.dataset.firstModel = document.querySelector('table.main tbody tr').cells[0].textContent;
 document.body.dataset.decoded = [...document.images].filter(i => i.complete && i.naturalWidth > 0).length;
+document.body.dataset.mainWidth = Math.max(...[...document.querySelectorAll('table.main')].map(
+  t => t.getBoundingClientRect().width));
 </script>"""
 
 
@@ -385,8 +381,12 @@ def test_renders_in_headless_chromium(full, tmp_path):
     flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
-    dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
-    assert dom.count("<table class=\"sortable\">") == 2
+    dom = subprocess.run([*flags, "--window-size=1280,1800", "--dump-dom", page.as_uri()], capture_output=True,
+                         text=True, timeout=120).stdout
+    assert dom.count("<table class=\"sortable main\">") == dom.count("<table class=\"sortable details\">") == 2
+    width = float(re.search(r'data-main-width="([0-9.]+)"', dom).group(1))
+    assert 300 < width <= 1280, f"the main table is {width} px wide: it must fit a 1280 px screen"
+    assert dom.index("<h2>Verdicts</h2>") < dom.index("<table class=\"sortable main\">")  # the verdict first
     assert re.search(r'data-decoded="5"', dom), "not every inlined image decoded"
     assert 'data-first-model="resnet50"' in dom  # lowest mean accuracy first; the failed row (blank) goes last
     shot = tmp_path / "shot.png"

@@ -38,6 +38,7 @@ def test_bad_files_are_reported_and_skipped(tmp_path, capsys):
     bad = _add_bad_files(root)
     (root / "class_2" / "notes.txt").write_text("not data")
     ds = load_dataset(str(root), results_dir=tmp_path / "results")
+    ds.write_report()  # the split writes it, once the dataset is known to be usable
     report = pd.read_csv(tmp_path / "results" / ds.name / "bad_images.csv")
     reported = dict(zip(report["path"], report["problem"]))
     assert bad <= set(reported)
@@ -129,6 +130,7 @@ def test_duplicates_land_in_one_fold(tmp_path):
         shutil.copy(root / "class_0" / "img_000.png", dst)
         copies.append(dst.relative_to(root).as_posix())
     ds = load_dataset(str(root), results_dir=tmp_path / "results")
+    ds.write_report()
     dups = pd.read_csv(tmp_path / "results" / ds.name / "duplicates.csv")
     group_paths = set(copies) | {"class_0/img_000.png"}
     assert len(dups) == 5 and dups["duplicate_of"].nunique() == 1  # each later copy points at the first one
@@ -174,3 +176,16 @@ def test_random_init_warning_still_shows_after_scanning_a_new_dataset(tmp_path, 
         _, used = load_model(get_arch("resnet18"), "auto")
     assert used == "random"
     assert any("pretrained=auto" in str(w.message) and "random init" in str(w.message) for w in seen)
+
+
+def test_a_dataset_refused_at_its_split_writes_nothing(tmp_path, capsys):
+    """A class of 1 image passes the scan but cannot be split 5 ways: exit 2, and no scan report, split or results
+    folder is left behind (the report used to be written before the split refused the data)."""
+    from bench.cli import main
+    root = make_image_folder(tmp_path / "data", per_class=8)
+    make_image_folder(tmp_path / "one", n_classes=1, per_class=1)
+    (tmp_path / "one" / "class_0").rename(root / "lonely")
+    results = tmp_path / "results"
+    assert main(["run", "--dataset", str(root), "--results-dir", str(results), "--pretrained", "false"]) == 2
+    assert "class 'lonely' has 1 distinct image" in capsys.readouterr().err
+    assert not results.exists()

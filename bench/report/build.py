@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import contrasts
+from . import contrasts, perclass
+from .classes_html import section_html as classes_html, section_markdown as classes_markdown
 from .decision import Decision, decide
 from .groups import fill_commands, one_per_instance
-from .html import gmacs_hint, html_page, html_section, markdown_table, slug
+from .html import gmacs_hint, html_page, html_section, markdown_table, slug, verdict_html
 from .races import Race, load_races, race_html, race_markdown
 from .reference import add_published, article_datasets, load_reference
 from .tables import (ReportError, filter_runs, instance_sets, label_models, lacking, latest_attempts, load_curves,
@@ -59,10 +60,36 @@ def _fills(ok: pd.DataFrame, summary: pd.DataFrame, results_dir: Path) -> dict:
     return out
 
 
+def _with_classes(summary: pd.DataFrame, classes: dict) -> pd.DataFrame:
+    """The summary with each model's majority baseline, its p against it, balanced and test accuracy (perclass)."""
+    parts = [perclass.summary_columns(sc).assign(section=sec) for sec, sc in classes.items()]
+    extra = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["section", "model"])
+    extra = extra.reindex(columns=["section", "model", "majority_acc", "p_above_majority", "balanced_acc",
+                                   "test_acc", "test_n"])
+    return summary.merge(extra, on=["section", "model"], how="left")
+
+
+def _plots(art: Path, ds: str, sec: str, n_secs: int, s: pd.DataFrame, ok: pd.DataFrame, curves: pd.DataFrame,
+           sc) -> list[tuple[str, Path]]:
+    """A section's figures as PNG files under `art`: (title, path) each; the confusion matrices last."""
+    from . import plots  # matplotlib is slow to import; the CLI's other commands should not pay for it
+    rows = ok[ok.section == sec]
+    figs = [(key, what, make(s, rows, curves[curves.run_id.isin(rows.run_id)]))
+            for key, (what, make) in plots.PLOTS.items()]
+    if sc is not None and sc.confusion:
+        figs.append(("confusion", "Confusion matrices", plots.confusion_matrices(sc.confusion)))
+    tag = f"_{sec.rsplit(' · ', 1)[-1]}" if n_secs > 1 else ""  # the protocol id
+    out = []
+    for key, what, fig in figs:
+        if fig is not None:
+            png = art / f"{slug(ds)}{tag}_{key}.png"
+            plots.save(fig, png)
+            out.append((what, png))
+    return out
+
+
 def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | None = None,
                  experiment: str | None = None, family: str | None = None) -> ReportResult:
-    from . import plots  # matplotlib is slow to import; the CLI's other commands should not pay for it
-
     results_dir = Path(results_dir)
     out_dir = Path(out_dir) if out_dir is not None else results_dir
     notes: list[str] = []
@@ -79,6 +106,9 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
     summary = summarise(ok, failed, read_csv(results_dir / "speed.csv", notes), verdicts)
     article = article_datasets()
     summary = add_published(summary, load_reference(), article)
+    per_image = perclass.load(results_dir, ok)
+    classes = {sec: perclass.section_classes(d, per_image) for sec, d in ok.groupby("section", sort=False)}
+    summary = _with_classes(summary, classes)
     fills = _fills(ok, summary, results_dir)
     curves = load_curves(results_dir, ok)
     races = load_races(results_dir, notes, experiment)
@@ -104,43 +134,42 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
                             "dataset", "model", "run_id", "seed", "fold", "final_accuracy", "timestamp", "stale"]))]:
         frame.to_csv(art / f"{part}.csv", index=False)
         files.append(art / f"{part}.csv")
-    sections, decisions, md = [], {}, ["# Benchmark report\n"] + [race_markdown(r) for r in races]
+    sections, decisions, tops, md = [], {}, [], ["# Benchmark report\n", "## Verdicts\n"]
+    md_sections = [race_markdown(r) for r in races]
     keys = list(dict.fromkeys(summary.section))
     for ds in dict.fromkeys([*summary.dataset, *stale.dataset]):
         old, mine = stale[stale.dataset == ds], ds in article
         secs = [k for k in keys if summary.dataset[summary.section == k].iloc[0] == ds]
         md.append(contrasts.markdown(gains, ds))
-        sections.append(contrasts.html_block(gains, ds))
+        pretraining = contrasts.html_block(gains, ds)  # said once per dataset, under its first verdict
         for i, sec in enumerate(secs or [None]):
             s = summary[summary.section == sec]
             d = decide(s, verdicts.get(sec) or Verdict("none", "No finished runs yet."), {m: c for (k, m), c in fills.items() if k == sec}) if sec else \
                 Decision("No current runs.")
             title = s.protocol_text.iloc[0] if len(s) else ""
             decisions[ds if len(secs) < 2 else f"{ds} ({title})"] = d
-            images = []
-            for key, (what, make) in plots.PLOTS.items() if sec else []:
-                fig = make(s, ok[ok.section == sec], curves[curves.run_id.isin(ok.run_id[ok.section == sec])])
-                if fig is not None:
-                    tag = f"_{sec.rsplit(' · ', 1)[-1]}" if len(secs) > 1 else ""  # the protocol id
-                    png = art / f"{slug(ds)}{tag}_{key}.png"
-                    plots.save(fig, png)
-                    files.append(png)
-                    images.append((what, png))
+            sc = classes.get(sec)
+            images = _plots(art, ds, sec, len(secs), s, ok, curves, sc) if sec else []
+            files += [p for _, p in images]
+            picked = [m for m in [d.pick, *d.tied] if m]
+            balanced = bool(sc is not None and sc.baseline is not None and sc.baseline.unbalanced)
             hint = gmacs_hint(s)
             todo = "".join(f"- `{c}`\n" for c in d.todo)
-            md += [f"## {ds}: {title}\n", d.sentence + "\n", todo, markdown_table(s, mine),
-                   f"GMACs missing: `{hint}`\n" if hint else "",
-                   f"{len(old)} stale run(s) not averaged in.\n" if len(old) and i == 0 else ""]
-            md += [f"![{t}]({p.name})\n" for t, p in images]
-            sections.append(html_section(ds, title, s, d, comps[comps.section == sec], images,
-                                         old if i == 0 else old.iloc[:0], mine))
-    (art / "summary.md").write_text("\n".join(md + [f"_{n}_\n" for n in notes]), encoding="utf-8")
+            md += [f"- **{ds}** ({title}): {d.sentence}\n", todo]
+            md_sections += [f"## {ds}: {title}\n", classes_markdown(sc, picked), markdown_table(s, mine, balanced),
+                            f"GMACs missing: `{hint}`\n" if hint else "",
+                            f"{len(old)} stale run(s) not averaged in.\n" if len(old) and i == 0 else ""]
+            md_sections += [f"![{t}]({p.name})\n" for t, p in images]
+            tops.append(verdict_html(ds, title, d, s, pretraining if i == 0 else ""))
+            sections.append(html_section(ds, title, s, comps[comps.section == sec], images,
+                                         old if i == 0 else old.iloc[:0], mine, classes_html(sc, picked), balanced))
+    (art / "summary.md").write_text("\n".join(md + md_sections + [f"_{n}_\n" for n in notes]), encoding="utf-8")
     files.append(art / "summary.md")
     report = out_dir / f"{name}.html"
     filters = ", ".join(f"{k}={v}" for k, v in dict(dataset=dataset, experiment=experiment, family=family).items() if v)
     race_part = ("<section><h2>Races</h2>" + "".join(race_html(r) for r in races) + "</section>") if races else ""
     report.write_text(html_page(sections, notes, filters, len(ok), len(failed), race_part,
-                                bool(set(summary.dataset) & article)), encoding="utf-8")
+                                bool(set(summary.dataset) & article), "".join(tops)), encoding="utf-8")
     return ReportResult(report, [*files, report], summary, comps, failed, stale, decisions, verdicts, races, notes,
                         gains)
 

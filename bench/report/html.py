@@ -41,17 +41,29 @@ def _p(r) -> tuple[str, float]:
     return ("", np.nan) if pd.isna(r.p_value) else (f"{r.p_value:.3g} (α {r.p_level:.3g})", float(r.p_value))
 
 
+def _opt(r, col: str):
+    return getattr(r, col, np.nan)
+
+
 # (header, row -> (text, sort value), shown only beside the article's data); the HTML sorts on the value.
+# The main table: what the verdict rests on, narrow enough for a 1280 px screen (test in tests/test_report.py).
 COLUMNS = [
     ("model", lambda r: (r.model, r.model), False),
-    ("family", lambda r: (r.family, r.family), False),
     ("rank", lambda r: _num(r.rank, "{:.0f}"), False),
-    ("paired mean %", lambda r: _num(100 * r.acc_paired), False),
     ("accuracy %", lambda r: (fmt_pm(r.acc_mean, r.acc_std), r.acc_mean), False),
     ("n", lambda r: (str(r.n), r.n), False),
     ("gap to leader, pp [interval]", _gap, False),
     ("p (level)", _p, False),
     ("noise", lambda r: (r.noise, r.noise), False),
+    ("published %", lambda r: _num(100 * r.published_acc, "{:.1f}"), True),
+]
+# Shown in the main table only when the section's classes are unbalanced (bench.report.perclass).
+BALANCED = ("balanced accuracy %", lambda r: _num(100 * _opt(r, "balanced_acc")), False)
+# The second table: cost, size, training details and what is missing.
+DETAILS = [
+    ("model", lambda r: (r.model, r.model), False),
+    ("family", lambda r: (r.family, r.family), False),
+    ("paired mean %", lambda r: _num(100 * r.acc_paired), False),
     ("lacks", lambda r: (r.lacking, r.lacking), False),
     ("top-k %", lambda r: (fmt_pm(r.topk_mean, r.topk_std)
                            + (f" (k={r.top_k:.0f})" if pd.notna(r.top_k) and pd.notna(r.topk_mean) else ""),
@@ -61,7 +73,6 @@ COLUMNS = [
     ("train time (s)", lambda r: _num(r.total_s, "{:.0f}"), False),
     ("s/epoch", lambda r: _num(r.epoch_s, "{:.1f}"), False),
     ("best epoch", _best_epoch, False),
-    ("published %", lambda r: _num(100 * r.published_acc, "{:.1f}"), True),
     ("published top-5 %", lambda r: _num(100 * r.published_top_k, "{:.1f}"), True),
     ("status", lambda r: (r.status + (f": {r.error}" if isinstance(r.error, str) else ""), r.status), False),
 ]
@@ -69,19 +80,22 @@ COLUMNS = [
 CLIPPED = {"model", "lacks", "status"}
 
 
-def _columns(article: bool):
-    return [(h, fn) for h, fn, only_article in COLUMNS if article or not only_article]
+def _columns(article: bool, table: list | None = None, balanced: bool = False):
+    cols = (table or COLUMNS) + ([BALANCED] if balanced and table is None else [])
+    return [(h, fn) for h, fn, only_article in cols if article or not only_article]
 
 
-def markdown_table(s: pd.DataFrame, article: bool = False) -> str:
-    cols = _columns(article)
+def markdown_table(s: pd.DataFrame, article: bool = False, balanced: bool = False) -> str:
+    """One Markdown table of every column (a file is not a screen)."""
+    cols = _columns(article, balanced=balanced) + _columns(article, DETAILS)[1:]
     cells = [[fn(r)[0].replace("|", "\\|") for _, fn in cols] for r in s.itertuples()]
     lines = ["| " + " | ".join(h for h, _ in cols) + " |", "|" + "---|" * len(cols)]
     return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in cells]) + "\n"
 
 
-def html_table(s: pd.DataFrame, article: bool = False) -> str:
-    cols = _columns(article)
+def html_table(s: pd.DataFrame, article: bool = False, table: list | None = None, balanced: bool = False) -> str:
+    """A sortable table of `table`'s columns (default: the main ones, with balanced accuracy when asked)."""
+    cols = _columns(article, table, balanced)
     head = "".join(f"<th>{html.escape(h)}</th>" for h, _ in cols)
     body = []
     for r in s.itertuples():
@@ -93,7 +107,8 @@ def html_table(s: pd.DataFrame, article: bool = False) -> str:
             tds.append(f'<td data-v="{html.escape(str(key))}"{clip}>{html.escape(text)}</td>')
         cls = html.escape(r.noise.split()[0] if r.noise else str(r.status).split()[0])
         body.append(f'<tr class="{cls}">{"".join(tds)}</tr>')
-    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    kind = "main" if table is None else "details"
+    return f'<table class="sortable {kind}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
 def gmacs_hint(s: pd.DataFrame) -> str:
@@ -137,8 +152,17 @@ def stale_html(stale: pd.DataFrame) -> str:
             "shown apart, not averaged in</summary>" + t.to_html(index=False, border=0, na_rep="") + "</details>")
 
 
-def html_section(ds: str, title: str, s: pd.DataFrame, d: Decision, comps: pd.DataFrame, images,
-                 stale: pd.DataFrame, article: bool) -> str:
+def verdict_html(ds: str, title: str, d: Decision, s: pd.DataFrame, more: str = "") -> str:
+    """One section's verdict for the top of the page: the dataset, its protocol, the decision box (and `more`: the
+    pretraining contrast, said once per dataset)."""
+    head = f"<h3>{html.escape(str(ds))}</h3>" + (f"<p class=protocol>{html.escape(title)}</p>" if title else "")
+    return f"<div class=verdict>{head}{decision_html(d, s)}{more}</div>"
+
+
+def html_section(ds: str, title: str, s: pd.DataFrame, comps: pd.DataFrame, images, stale: pd.DataFrame,
+                 article: bool, classes: str = "", balanced: bool = False) -> str:
+    """A section's evidence: the baseline and per-class block (`classes`), the main table, the details table, the
+    pairwise comparisons, stale runs and plots. Its verdict is at the top of the page (`verdict_html`)."""
     pairs = ""
     if len(comps):
         c = comps.assign(diff=100 * comps["diff"], lo=100 * comps["lo"], hi=100 * comps["hi"])
@@ -154,8 +178,11 @@ def html_section(ds: str, title: str, s: pd.DataFrame, d: Decision, comps: pd.Da
                    f'{base64.b64encode(p.read_bytes()).decode()}"></figure>' for t, p in images)
     tag = " <span class=tag>the article's dataset</span>" if article else ""
     head = f"<p class=protocol>{html.escape(title)}</p>" if title else ""
-    return (f"<section><h2>{html.escape(str(ds))}{tag}</h2>{head}{decision_html(d, s)}"
-            f"{html_table(s, article)}{hint}{pairs}{stale_html(stale)}<div class=plots>{imgs}</div></section>")
+    details = ("<details class=more><summary>Details: cost, size, top-k, best epoch, status, missing instances"
+               "</summary>" + html_table(s, article, DETAILS) + "</details>")
+    return (f"<section><h2>{html.escape(str(ds))}{tag}</h2>{head}{classes}"
+            f"{html_table(s, article, balanced=balanced)}{details}{hint}{pairs}{stale_html(stale)}"
+            f"<div class=plots>{imgs}</div></section>")
 
 
 SORT_JS = """document.querySelectorAll('table.sortable th').forEach((th, i) => th.addEventListener('click', () => {
@@ -180,24 +207,32 @@ tr.best{background:#e6f4e6;font-weight:600}tr.within{background:#f6f9e8}tr.faile
 code{background:#f3f3f3;padding:0 3px}figure{display:inline-block;margin:8px}img{max-width:100%}
 .plots{display:flex;flex-wrap:wrap;align-items:flex-start}details{margin:8px 0}.race{margin-bottom:14px}
 table.grid td.alive{color:#2a7a2a;text-align:center}table.grid td.out{color:#a00;text-align:center}
-.meter{width:320px;height:10px;background:#eee;margin:4px 0 8px}.meter div{height:100%;background:#2a7a2a}"""
+.meter{width:320px;height:10px;background:#eee;margin:4px 0 8px}.meter div{height:100%;background:#2a7a2a}
+.verdict h3{margin:14px 0 2px}.baseline{font-size:14px}.test{border-left:5px solid #888;padding:2px 12px;margin:10px 0}
+.meta{color:#555}.method{font-size:13px;color:#444}"""
 
 
-def html_page(sections, notes, filters, n_ok, n_failed, races: str = "", article: bool = False) -> str:
+def html_page(sections, notes, filters, n_ok, n_failed, races: str = "", article: bool = False,
+              verdicts: str = "") -> str:
+    """The verdicts first, then the evidence (races, each section's tables and plots), then notes and how to read."""
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     meta = f"{n_ok} finished run(s), {n_failed} failed" + (f"; filters: {filters}" if filters else "")
     note = "".join(f"<p><em>{html.escape(n)}</em></p>" for n in notes)
     published = (" Published: the article's figure for the same arch, head, layer groups, image size, batch size, "
                  "subsample, epochs, learning rates and ImageNet weights, shown only beside the article's own dataset."
                  if article else "")
+    method = ("<section class=method><h2>How to read this report</h2><p>One section per "
+              "set of scored images (dataset content, split, subsample): every variant scored on them is a candidate, "
+              "labelled by what differs. Accuracy: mean ± sd over a candidate's (seed, fold) instances, each counted "
+              "once. The leader is the candidate no other leads on the instances they share; each other candidate is "
+              f"compared with it on the instances the two share (at least {MIN_INSTANCES}; fewer: not ranked): "
+              f"{html.escape(METHOD)}. Gap to leader: leader − candidate with its interval at that level; <b>beyond "
+              "noise</b> when the test rejects, <b>equivalent</b> when the interval lies within the margin, <b>within "
+              "noise</b> otherwise. The race prints the same verdict (bench/stats.py). Majority-class baseline: what "
+              "always predicting the largest class scores on the same images; a model not above it beyond noise is "
+              "named (one-sided exact binomial test). A held-out test set, when the dataset has one, is scored by "
+              f"each run's final model and used in no decision.{published} Click a column header to sort.</p></section>")
+    top = f"<section class=verdicts><h2>Verdicts</h2>{verdicts}</section>" if verdicts else ""
     return (f"<!doctype html><html><head><meta charset=utf-8><title>Benchmark report</title><style>{CSS}</style>"
-            f"</head><body><h1>Benchmark report</h1><p>{html.escape(meta)} — generated {when}. One section per "
-            "set of scored images (dataset content, split, subsample): every variant scored on them is a candidate, "
-            "labelled by what differs. Accuracy: mean ± sd over a candidate's (seed, fold) instances, each counted "
-            "once. The leader is the candidate no other leads on the instances they share; each other candidate is "
-            f"compared with it on the instances the two share (at least {MIN_INSTANCES}; fewer: not ranked): "
-            f"{html.escape(METHOD)}. Gap to leader: leader − candidate with its interval at that level; <b>beyond "
-            "noise</b> when the test rejects, <b>equivalent</b> when the interval lies within the margin, <b>within "
-            f"noise</b> otherwise. The race prints the same verdict (bench/stats.py).{published} Click a column "
-            "header to sort.</p>"
-            f"{note}{races}{''.join(sections)}<script>{SORT_JS}</script></body></html>")
+            f"</head><body><h1>Benchmark report</h1><p class=meta>{html.escape(meta)} — generated {when}.</p>"
+            f"{top}{races}{''.join(sections)}{note}{method}<script>{SORT_JS}</script></body></html>")
