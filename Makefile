@@ -30,7 +30,7 @@ OPTS = $(if $(DATASET),--dataset '$(DATASET)') $(if $(PROFILE),--profile $(PROFI
        $(if $(ON_BAD_IMAGE),--on-bad-image $(ON_BAD_IMAGE)) $(if $(PRESIZE),--presize $(PRESIZE)) \
        --results-dir '$(RESULTS)' $(ARGS)
 
-.PHONY: install bench list sweep race report speed test clean-venv
+.PHONY: install bench list check sweep race report speed test clean-venv
 
 install: $(STAMP)
 
@@ -46,6 +46,12 @@ bench: $(STAMP)
 
 list: $(STAMP)
 	$(BIN)/bench list
+
+# make check DATASET=/data/mine [BUDGET=10min] [ARCH=... SIZE=... any of bench's variables]: the dataset, its baseline
+# and the time a run takes here, before training (writes nothing outside the cache)
+check: $(STAMP)
+	$(BIN)/bench check --arch $(ARCH) $(OPTS) \
+	  $(if $(BUDGET),--budget $(BUDGET))
 
 EXP      ?= quick
 # The local worker pool: one server imports the libraries once and forks a fresh process per run, one 1-thread run

@@ -12,12 +12,13 @@ from dataclasses import fields
 from .config import ALIASES, CHOICES, PROFILES, RANGES, ConfigError, RunConfig, make_config
 from .console import quiet_libraries, recorded_or_exit
 from .train.archs import REGISTRY, get_arch
+from .train.budget import parse_budget
 from .train.catalog import describe
 from .train.show import describe as show, render
 
 # Subcommands contributed by other modules: each exposes add_cli(subparsers) and keeps heavy imports in its handler.
 PLUGINS = ("bench.sweep.cli", "bench.report.build", "bench.train.speed")
-OWN_COMMANDS = ("run", "list", "show")
+OWN_COMMANDS = ("run", "list", "show", "check")
 
 
 def field_help(f, profiles: dict = PROFILES) -> str:
@@ -123,6 +124,25 @@ def cmd_show(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(ns: argparse.Namespace) -> int:
+    from .train.check import facts, split_facts, summary, timing
+    budget = parse_budget(ns.budget)  # a bad budget fails before minutes of scanning
+    if ns.spec is not None:
+        ns.dataset = ns.spec
+    cfg = config_from_args(ns)
+    check, ds = facts(cfg)
+    prepared = split_facts(check, ds, cfg)
+    print("\n".join(summary(check)), flush=True)
+    if prepared is None:
+        print(f"bench: error: {check.split_error}", file=sys.stderr)
+        return 2
+    if not ns.no_time:
+        print(f"bench: timing a few batches of {cfg.arch} on this machine ...", file=sys.stderr, flush=True)
+        timing(check, prepared, budget)
+        print("\n".join(check.lines))
+    return 0
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The whole parser; for this module's own commands (`run`, `list`, `show`) the plugins are not imported, which keeps
     their start-up free of pandas/scipy (`bench list` answers in about a second)."""
@@ -137,6 +157,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="the architecture registry with parameter counts and local weights")
     p.add_argument("--timm", nargs="*", default=[], metavar="NAME", help="also show these timm models")
     p.set_defaults(func=cmd_list)
+    p = sub.add_parser("check", help="a dataset before training: classes, baseline, bad files, sizes, time per run",
+                       description="Scan a dataset (cached) and print its classes and counts, imbalance, the "
+                                   "majority-class accuracy of the validation fold, bad files and duplicates, image "
+                                   "sizes; then time a few batches of the run the settings below describe (defaults: "
+                                   "what `bench run` uses for this dataset) and print the seconds per epoch, the time "
+                                   "per run and the settings that fit --budget. Writes nothing outside the cache.")
+    p.add_argument("spec", nargs="?", default=None, metavar="DATASET", help="as --dataset (default: digits)")
+    p.add_argument("--budget", default="10min", help="time one run may take, e.g. 10min, 90s, 1h (default 10min)")
+    p.add_argument("--no-time", action="store_true", help="the dataset part only: time no batches")
+    add_config_args(p)
+    p.set_defaults(func=cmd_check)
     p = sub.add_parser("show", help="an architecture's body cut, head and parameter groups with their learning rates",
                        description="What `bench run` with the same settings would train, without training: the body "
                                    "cut, nf, the head, and each parameter group's size and learning rate in both "

@@ -93,7 +93,9 @@ class RunConfig:
     device: str = _execution("auto", "where to train: auto (CUDA if present), cpu, cuda or cuda:N")
     results_dir: str = _execution("results", "folder of runs.csv, per-epoch logs, splits and reports")
     experiment: str = _execution("", "sweep name recorded in the index (set by bench sweep)")
-    on_bad_image: str = _execution("skip", "an unreadable image: skip it (listed in bad_images.csv) or fail")
+    on_bad_image: str = _execution("auto", "bad files: auto = skip unreadable images (listed in bad_images.csv) "
+                                   "but refuse files a table names that do not exist; skip = skip both; fail = "
+                                   "refuse both")
     track: str = _execution("none", "also log the run to MLflow (MLFLOW_TRACKING_URI, else a local store in "
                             "results_dir); the CSVs stay the record")
 
@@ -110,7 +112,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "pretrained": ("auto", "true", "false"),
     "precision": ("fp32", "bf16", "fp16"),
     "channels_last": ("auto", "true", "false"),
-    "on_bad_image": ("skip", "fail"),
+    "on_bad_image": ("auto", "skip", "fail"),
     "activation": ("relu", "mish"),
     "loss": ("cross_entropy", "label_smoothing"),
     "track": ("none", "mlflow"),

@@ -80,3 +80,25 @@ def recorded_or_exit(what: str, where, fn):
     except Exception as e:  # noqa: BLE001 (any failure: the row holds it, the user gets one line)
         print(f"bench: {what} failed: {one_line(e)} (recorded in {where})", file=sys.stderr)
         return None, 1
+
+
+def progress(iterable, total: int, desc: str, every: float = 5.0):
+    """`iterable` passed through, showing how far it is, as training shows epochs (`console_mode`): a tqdm bar that
+    vanishes on a terminal, a line every `every` seconds when stderr is a file or pipe (a log gets lines, never
+    redraws; short work prints none), nothing when BENCH_CONSOLE=off."""
+    mode = console_mode()
+    if mode == "bar":
+        from tqdm.auto import tqdm
+        yield from tqdm(iterable, total=total, desc=desc, unit="img", file=sys.stderr, leave=False)
+        return
+    import time
+    last = start = time.monotonic()
+    done = 0
+    for done, item in enumerate(iterable, 1):
+        yield item
+        now = time.monotonic()
+        if mode == "lines" and now - last >= every:
+            last = now
+            print(f"{desc}: {done:,} of {total:,} ({done / max(total, 1):.0%}, {now - start:.0f} s)", file=sys.stderr)
+    if mode == "lines" and last > start:  # a line was printed: say that it finished
+        print(f"{desc}: {done:,} of {total:,} done in {time.monotonic() - start:.0f} s", file=sys.stderr)

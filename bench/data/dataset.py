@@ -35,6 +35,15 @@ class Dataset:
     # the held-out test set (bench.data.testset): path (relative to root), label, sha; in no split, no decision
     test: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["path", "label", "sha"]))
     roles: str = ""          # what the run's start line says about test/ and the test set
+    # the scan report (folder, bad files, duplicates, summary) not written yet: `write_report` writes it once the
+    # split is made, so that a dataset refused anywhere before that leaves nothing behind
+    pending_report: tuple | None = field(default=None, repr=False)
+
+    def write_report(self) -> None:
+        """bad_images.csv, duplicates.csv and scan.json under results_dir/<name>/ (load_dataset's results_dir)."""
+        if self.pending_report is not None:
+            write_report(*self.pending_report)
+            self.pending_report = None
 
     @property
     def classes(self) -> list[str]:
@@ -99,10 +108,11 @@ def tell_once(line: str) -> None:
         print(line, file=sys.stderr)
 
 
-def load_dataset(spec: str, results_dir: str | Path | None = None, on_bad_image: str = "skip",
-                 test_set: str | None = None) -> Dataset:
-    """Resolve, scan every file (cached per file), write the report under results_dir/<name>/, apply the bad-file
-    policy and the structural checks. Every problem found here is a ConfigError naming the class or path.
+def load_dataset(spec: str, results_dir: str | Path | None = None, on_bad_image: str = "auto",
+                 test_set: str | None = None, quiet: bool = False) -> Dataset:
+    """Resolve, scan every file (cached per file), apply the bad-file policy (`bad_files`) and the structural
+    checks; the report for results_dir/<name>/ is kept on the Dataset (`write_report`: the split writes it). Every
+    problem found here is a ConfigError naming the class or path. `quiet`: no notes on stderr (`bench check`).
     `test_set`: a held-out test set (bench.data.testset), scanned and checked with the rest."""
     name, kind, root, items, class_dirs, ignored = resolve(spec, test_set=test_set)
     items, ignored = testset.with_test(items, ignored, test_set, Path(root))
@@ -116,6 +126,9 @@ def load_dataset(spec: str, results_dir: str | Path | None = None, on_bad_image:
     bad = merged.loc[merged["problem"] != "", ["path", "problem"]]
     good = merged[merged["problem"] == ""].drop(columns="problem").reset_index(drop=True)
     dups = duplicates(good)
+    report = Path(results_dir) / name if results_dir is not None else None
+    say = (lambda line: None) if quiet else tell_once
+    bad_files(name, root, bad, len(items), on_bad_image, report, say)
     _check_classes(root, good, class_dirs)  # before dropping leaks, so an error blames the right thing
     good, test, dups, test_dups = testset.split_off(good, dups)
     if "is_valid" in good.columns:
@@ -123,26 +136,41 @@ def load_dataset(spec: str, results_dir: str | Path | None = None, on_bad_image:
     elif len(dups):
         dups["action"] = "kept in the same fold as its first copy"
     dups = pd.concat([dups, test_dups], ignore_index=True) if len(test_dups) else dups
-    report = Path(results_dir) / name if results_dir is not None else None
-    if report is not None:
-        write_report(report, pd.concat([bad, ignored], ignore_index=True), dups,
-                     {"dataset": name, "source": kind, "root": str(Path(root).resolve()), "fingerprint": fp,
-                      "n_files": len(items), "n_good": len(good), "n_test": len(test), "n_bad": len(bad), "n_ignored": len(ignored),
-                      "n_duplicates": len(dups)})
-    where = f"see {report / 'bad_images.csv'}" if report is not None else "run with a results dir for the report"
-    if len(bad):
-        first = bad.iloc[0]
-        if on_bad_image == "fail":
-            raise ConfigError(f"dataset: {len(bad)} bad image file(s) in {root}, e.g. {first['path']}: "
-                              f"{first['problem']} ({where}); fix or remove them, or use --on-bad-image skip")
-        tell_once(f"bench: dataset {name}: skipped {len(bad)} bad image file(s) of {len(items)} ({where})")
     if len(dups):
-        tell_once(f"bench: dataset {name}: {len(dups)} exact duplicate file(s), kept on one side of the split "
-                  f"({report / 'duplicates.csv' if report is not None else 'no report written'})")
+        say(f"bench: dataset {name}: {len(dups)} exact duplicate file(s), kept on one side of the split "
+            f"({report / 'duplicates.csv' if report is not None else 'no report written'})")
     _check_split(name, root, good)
     testset.check(name, test, good, asked=bool(test_set))
+    pending = None if report is None else (
+        report, pd.concat([bad, ignored], ignore_index=True), dups,
+        {"dataset": name, "source": kind, "root": str(Path(root).resolve()), "fingerprint": fp, "n_files": len(items),
+         "n_good": len(good), "n_test": len(test), "n_bad": len(bad), "n_ignored": len(ignored),
+         "n_duplicates": len(dups)})
     return Dataset(name, Path(root), good, fp, kind, bad.reset_index(drop=True), dups, test,
-                   testset.roles(Path(root), test, kind))
+                   testset.roles(Path(root), test, kind), pending)
+
+
+FIRST = 3  # files named in an error or a note; the report lists them all
+
+
+def bad_files(name: str, root, bad: pd.DataFrame, n_items: int, policy: str, report: Path | None, say) -> None:
+    """The bad-file policy. Files a table names that do not exist are refused unless `skip` (a wrong path or
+    folder usually means the whole table is off, and training on what is left would hide it); unreadable files are
+    skipped unless `fail`. Either way the first few are named."""
+    if bad.empty:
+        return
+    missing = bad[bad["problem"].str.startswith("missing")]
+    refused = bad if policy == "fail" else missing if policy == "auto" else bad.iloc[:0]
+    if len(refused):
+        first, others = refused.iloc[0], list(refused["path"].iloc[1:FIRST])
+        also = f"; also {', '.join(others)}" + (f" and {len(refused) - FIRST} more" if len(refused) > FIRST else "")
+        what = "listed file(s) that do not exist" if refused is missing else "bad image file(s)"
+        raise ConfigError(f"dataset: {len(refused)} {what} in {root}: {first['path']}: {first['problem']}"
+                          f"{also if others else ''}; fix or remove them, or pass --on-bad-image skip (make: "
+                          f"ON_BAD_IMAGE=skip) to train without them")
+    where = f"all in {report / 'bad_images.csv'}" if report is not None else "no report written"
+    names = ", ".join(bad["path"].head(FIRST)) + (", ..." if len(bad) > FIRST else "")
+    say(f"bench: dataset {name}: skipped {len(bad)} bad image file(s) of {n_items}: {names} ({where})")
 
 
 def _drop_split_leaks(good: pd.DataFrame, dups: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -158,7 +186,7 @@ def _drop_split_leaks(good: pd.DataFrame, dups: pd.DataFrame) -> tuple[pd.DataFr
 
 def _check_classes(root: Path, good: pd.DataFrame, class_dirs: list[str]) -> None:
     if good.empty:
-        raise ConfigError(f"dataset: no readable images in {root} (all files are bad); see the bad-file report")
+        raise ConfigError(f"dataset: no readable images in {root} (all files are bad; `bench check` lists them)")
     paths = good["path"]
     for c in class_dirs:
         if not paths.str.startswith(c + "/").any():

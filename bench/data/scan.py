@@ -10,7 +10,6 @@ import hashlib
 import io
 import json
 import os
-import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import cache_dir
-from ..logs import atomic_write
+from ..console import progress
+from ..files import atomic_write
 
 SCAN_VERSION = 1  # bump when the checks change, so cached verdicts are redone
 COLUMNS = ["path", "size", "sha", "problem", "mode", "width", "height"]
@@ -74,7 +74,6 @@ def inspect(root: Path, rel_paths, desc: str = "scan") -> pd.DataFrame:
         else:
             todo.append((rel, stamp))
     if todo:
-        from tqdm.auto import tqdm
         workers = min(8, os.cpu_count() or 1)  # hashing and decoding release the GIL
         # PIL warns on odd metadata; the decode is what decides. Silenced here, in the calling thread, for as long
         # as the workers run: catch_warnings inside the workers is not thread-safe (overlapping enters and exits
@@ -82,8 +81,7 @@ def inspect(root: Path, rel_paths, desc: str = "scan") -> pd.DataFrame:
         with warnings.catch_warnings(), ThreadPoolExecutor(workers) as ex:
             warnings.simplefilter("ignore")
             results = ex.map(lambda t: t[1] + _inspect_one(root / t[0]), todo)
-            for (rel, _), rec in zip(todo, tqdm(results, total=len(todo), desc=f"bench: {desc}", unit="img",
-                                                file=sys.stderr, disable=None, leave=False)):
+            for (rel, _), rec in zip(todo, progress(results, len(todo), f"bench: {desc}")):
                 records[rel] = cache[rel] = rec
         atomic_write(cache_file, json.dumps(cache).encode())
     rows = [[rel, r[0]] + r[2:] for rel, r in records.items()]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import ConfigError, RunConfig
-from ..logs import atomic_write, locked
+from ..files import atomic_write, locked
 from .dataset import Dataset
 
 
@@ -70,20 +70,28 @@ def load_or_make_split(ds: Dataset, cfg: RunConfig, results_dir: Path | None = N
             return read_split(path, ds)
         df = own_split(ds.items) if ds.own_split else compute_split(ds.items, cfg.n_folds, cfg.split_seed)
         return df, _hash(df.to_csv(index=False).encode())
+    # computed before anything is written: a dataset that cannot be split (a class smaller than n_folds) leaves no
+    # results folder, split or scan report behind
+    made = None if path.exists() else \
+        own_split(ds.items) if ds.own_split else compute_split(ds.items, cfg.n_folds, cfg.split_seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Check-and-create under one lock: a process starting on the same new dataset at the same moment must not read
     # the split file before its metadata exists (that reads as "files changed"). The metadata is written first as
     # well, so even a reader that takes no lock never sees the split without it.
     with locked(path):
         if path.exists():
-            return read_split(path, ds)
-        df = own_split(ds.items) if ds.own_split else compute_split(ds.items, cfg.n_folds, cfg.split_seed)
-        data = df.to_csv(index=False).encode()
-        atomic_write(meta_path, json.dumps({"fingerprint": ds.fingerprint, "split_seed": cfg.split_seed,
-                                             "n_folds": cfg.n_folds, "split_hash": _hash(data),
-                                             "n_items": len(df)}, indent=1).encode())
-        atomic_write(path, data)
-    return df, _hash(data)
+            df, split_hash = read_split(path, ds)
+        else:
+            df = made if made is not None else \
+                own_split(ds.items) if ds.own_split else compute_split(ds.items, cfg.n_folds, cfg.split_seed)
+            data = df.to_csv(index=False).encode()
+            split_hash = _hash(data)
+            atomic_write(meta_path, json.dumps({"fingerprint": ds.fingerprint, "split_seed": cfg.split_seed,
+                                                 "n_folds": cfg.n_folds, "split_hash": split_hash,
+                                                 "n_items": len(df)}, indent=1).encode())
+            atomic_write(path, data)
+    ds.write_report()  # the scan report, now that the dataset is known to be usable (bench.data.dataset)
+    return df, split_hash
 
 
 def read_split(path: Path, ds: Dataset) -> tuple[pd.DataFrame, str]:

@@ -16,6 +16,7 @@ from ..identity import ids
 from ..logs import epoch_callback
 from ..sinks import FileSink
 from .archs import arch_for, count_params_1k
+from .estimate import estimate_callback
 from .fastpath import keep_freed_memory
 from .learner import build_model, effective_top_k, make_learner, resolve_device, seed_all
 from .outcomes import record_outcomes
@@ -54,7 +55,9 @@ def run(cfg: RunConfig, prepared: Prepared | None = None, sink=None) -> dict:
         check_weights_used(built.weights_used, p.ident["weights"])
         k = effective_top_k(cfg.top_k, len(dls.vocab))
         logger = epoch_callback(epoch_log, p.run_id, attempt, k=k, total=cfg.head_epochs + cfg.ft_epochs, sink=sink)
-        learn = make_learner(cfg, dls, built, cbs=[logger] + ([tracker] if tracker else []))
+        # one `bench: estimated ... per run` line from the first batches (bench.train.estimate)
+        estimate = estimate_callback(cfg.head_epochs, cfg.ft_epochs, p.run_id)
+        learn = make_learner(cfg, dls, built, cbs=[logger, estimate] + ([tracker] if tracker else []))
         row.update(top_k=k, family=built.spec.family,
                    source=built.spec.source, weights_used=built.weights_used, normalize=stats_label(stats),
                    n_classes=len(dls.vocab), n_train=len(dls.train_ds), n_valid=len(dls.valid_ds),
