@@ -169,3 +169,30 @@ def test_the_planned_weights_are_the_loaded_ones_for_an_xresnet_switch(tmp_path,
     planned = Resolver(write=False).prepare(cfg).ident["weights"]
     _, used = load_model(arch_for("xresnet50", "relu", True), "true")
     assert planned == weights_identity(used) and "sa" in planned
+
+
+def test_a_results_folder_continued_on_another_cpu_plans_nothing(tmp_path, monkeypatch):
+    """Issue 23's "done when": what one machine finished (rows of this version, or of version 2, which hashed the
+    machine) is done on another CPU model and ISA: the second plan has no job."""
+    import csv
+    import json
+    import torch
+    from bench.sweep.plan import plan
+    data = make_image_folder(tmp_path / "data")
+    configs = [tiny_config(data, tmp_path / "results", seed=s) for s in range(3)]
+    first = plan(configs, write=False)
+    assert len(first.jobs) == 3
+    rows = [{"run_id": j["run_id"], "status": "ok", "final_accuracy": "0.5",
+             "identity_json": json.dumps(j["identity"])} for j in first.jobs[:2]]
+    v2 = {**first.jobs[2]["identity"], "identity_version": 2, "device_class": "cpu-avx512", "threads": 1,
+          "memory_format": "contiguous"}
+    rows.append({"run_id": run_id(v2), "status": "ok", "final_accuracy": "0.5", "identity_json": json.dumps(v2)})
+    (tmp_path / "results").mkdir()
+    with open(tmp_path / "results" / "runs.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    monkeypatch.setenv("BENCH_CPU_MODEL", "Intel Xeon (another machine)")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    second = plan([c.replace(threads=2) for c in configs], write=False)
+    assert second.jobs == [] and sorted(second.done) == sorted(j["run_id"] for j in first.jobs)

@@ -22,16 +22,20 @@ def rows(path: Path) -> list[dict]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
+OTHER_CPU = "Simulated Xeon of another node"
+
+
 @pytest.fixture
 def cluster(tmp_path, monkeypatch):
-    """Two Ray nodes started from `node/`, so that is their worker processes' working directory."""
+    """Two Ray nodes started from `node/`, so that is their worker processes' working directory; the second says it
+    has another CPU (BENCH_CPU_MODEL), as a node of another instance type would (issue 23: done is done anywhere)."""
     import ray
     from ray.cluster_utils import Cluster
     node = tmp_path / "node"
     node.mkdir()
     monkeypatch.chdir(node)
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    c.add_node(num_cpus=1)
+    c.add_node(num_cpus=1, env_vars={"BENCH_CPU_MODEL": OTHER_CPU})
     c.wait_for_nodes()
     assert len(c.list_all_nodes()) == 2
     yield c, node
@@ -63,6 +67,9 @@ def test_two_node_sweep_rows_come_back_to_the_driver(cluster, tmp_path, monkeypa
     assert sorted(r["seed"] for r in index) == ["0", "1", "2"] and {r["status"] for r in index} == {"ok"}
     assert len({r["run_id"] for r in index}) == 3
     assert {r["threads"] for r in index} == {"1"}  # torch's threads follow --cpus-per-task
+    # nodes of two CPU models ran one sweep: the run ids the driver planned, each row naming its own machine
+    devices = {r["context"].split(" · ")[0] for r in index}
+    assert len(devices) == 2 and OTHER_CPU in devices
     # every index row and every epoch row was appended by the driver, once
     runs_appends = sum(n for p, n, _ in appended if p.name == "runs.csv")
     assert runs_appends == len(index) == 3

@@ -83,3 +83,24 @@ def pairwise(ok: pd.DataFrame, outcomes: dict, dataset: str, section: str, alpha
             rows.append(dict(dataset=dataset, section=section, a=a, b=b, n_pairs=g.n, diff=abs(g.diff), lo=lo,
                              hi=hi, p_value=g.p() if tested else np.nan))
     return pd.DataFrame(rows, columns=COMP_COLS)
+
+
+def _device(row) -> str:
+    """The device part of a row's execution context (bench.train.realise.context), or its `device` column."""
+    ctx = row.get("context")
+    if isinstance(ctx, str) and ctx:
+        return ctx.split(" · ")[0]
+    dev = row.get("device")
+    return str(dev) if isinstance(dev, str) and dev else "unrecorded device"
+
+
+def contexts(ok: pd.DataFrame) -> str:
+    """Which machines a section's runs came from, when more than one: they are pooled (bench/identity.py: the
+    machine is the execution context, noise the intervals count), and the reader should know it."""
+    devices = pd.Series([_device(r) for r in ok.to_dict("records")], dtype=object)
+    counts = devices.value_counts()
+    if len(counts) < 2:
+        return ""
+    kinds = "GPU or CPU models" if any(d.startswith("cuda") for d in counts.index) else "CPU models"
+    listed = "; ".join(f"{d}: {n} run{'s' if n != 1 else ''}" for d, n in counts.items())
+    return f"runs from {len(counts)} {kinds}, pooled ({listed})"
