@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import contrasts, perclass
-from .classes_html import section_html as classes_html, section_markdown as classes_markdown
+from .classes_html import baseline_html, section_html as classes_html, section_markdown as classes_markdown
 from .decision import Decision, decide
 from .groups import fill_commands, one_per_instance
 from .html import gmacs_hint, html_page, html_section, markdown_table, slug, verdict_html
@@ -162,7 +162,8 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
             md_sections += [f"![{t}]({p.name})\n" for t, p in images]
             tops.append(verdict_html(ds, title, d, s, pretraining if i == 0 else ""))
             sections.append(html_section(ds, title, s, comps[comps.section == sec], images,
-                                         old if i == 0 else old.iloc[:0], mine, classes_html(sc, picked), balanced))
+                                         old if i == 0 else old.iloc[:0], mine,
+                                         (baseline_html(sc), classes_html(sc, picked)), balanced))
     (art / "summary.md").write_text("\n".join(md + md_sections + [f"_{n}_\n" for n in notes]), encoding="utf-8")
     files.append(art / "summary.md")
     report = out_dir / f"{name}.html"

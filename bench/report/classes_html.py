@@ -66,15 +66,22 @@ def _table(head, rows, cls="") -> str:
 def _test_note(sc: SectionClasses) -> str:
     b = sc.test_baseline
     base = f"; its majority-class baseline {100 * b.share:.1f} % (always {b.majority!r})" if b else ""
-    return (f"Held-out test set: scored once by each run's final model, used in no decision (not in the split, not "
-            f"in the verdict){base}.")
+    return (f"scored once by each run's final model, used in no decision (not in the split, not in the "
+            f"verdict){base}.")
+
+
+def baseline_html(sc: SectionClasses | None) -> str:
+    """The baseline sentences, shown above the section's main table."""
+    words = sentences(sc) if sc is not None else []
+    return f"<p class=baseline>{html.escape(' '.join(words))}</p>" if words else ""
 
 
 def section_html(sc: SectionClasses | None, picked: list[str]) -> str:
-    """Baseline sentences, the per-class table when classes are unbalanced, the most confused pairs, the test set."""
+    """Below the main table: the per-class table when classes are unbalanced, the most confused pairs, and the
+    held-out test set, labelled apart (`picked`: the verdict's models, marked)."""
     if sc is None:
         return ""
-    parts = [f"<p class=baseline>{html.escape(' '.join(sentences(sc)))}</p>"] if sentences(sc) else []
+    parts = []
     if sc.baseline is not None and sc.baseline.unbalanced and len(sc.models):
         parts.append("<p class=hint>Per-class recall (share of each class's images predicted right, mean over runs); "
                      "balanced accuracy is their mean.</p>" + _table(*perclass_rows(sc), cls="perclass"))
@@ -83,7 +90,7 @@ def section_html(sc: SectionClasses | None, picked: list[str]) -> str:
         parts.append("<p class=hint>Most confused (true → predicted, counts over each model's runs): "
                      + "<br>".join(html.escape(p) for p in pairs) + "</p>")
     if len(sc.test):
-        parts.append(f"<div class=test><p><b>{html.escape(_test_note(sc))}</b></p>"
+        parts.append(f"<div class=test><p><b>Held-out test set</b>: {html.escape(_test_note(sc))}</p>"
                      + _table(*test_rows(sc, picked), cls="testset") + "</div>")
     return "".join(parts)
 
@@ -102,5 +109,5 @@ def section_markdown(sc: SectionClasses | None, picked: list[str]) -> str:
         out.append(_md_table(*perclass_rows(sc)))
     out += [f"- most confused, {p}\n" for p in confused(sc)]
     if len(sc.test):
-        out += [_test_note(sc) + "\n", _md_table(*test_rows(sc, picked))]
+        out += ["Held-out test set: " + _test_note(sc) + "\n", _md_table(*test_rows(sc, picked))]
     return "\n".join(out)

@@ -160,9 +160,10 @@ def verdict_html(ds: str, title: str, d: Decision, s: pd.DataFrame, more: str = 
 
 
 def html_section(ds: str, title: str, s: pd.DataFrame, comps: pd.DataFrame, images, stale: pd.DataFrame,
-                 article: bool, classes: str = "", balanced: bool = False) -> str:
-    """A section's evidence: the baseline and per-class block (`classes`), the main table, the details table, the
-    pairwise comparisons, stale runs and plots. Its verdict is at the top of the page (`verdict_html`)."""
+                 article: bool, classes: tuple[str, str] = ("", ""), balanced: bool = False) -> str:
+    """A section's evidence: the baseline (`classes[0]`), the main table, the details table, the per-class results
+    and test set (`classes[1]`), the pairwise comparisons, stale runs and plots. Its verdict is at the top of the
+    page (`verdict_html`)."""
     pairs = ""
     if len(comps):
         c = comps.assign(diff=100 * comps["diff"], lo=100 * comps["lo"], hi=100 * comps["hi"])
@@ -180,8 +181,8 @@ def html_section(ds: str, title: str, s: pd.DataFrame, comps: pd.DataFrame, imag
     head = f"<p class=protocol>{html.escape(title)}</p>" if title else ""
     details = ("<details class=more><summary>Details: cost, size, top-k, best epoch, status, missing instances"
                "</summary>" + html_table(s, article, DETAILS) + "</details>")
-    return (f"<section><h2>{html.escape(str(ds))}{tag}</h2>{head}{classes}"
-            f"{html_table(s, article, balanced=balanced)}{details}{hint}{pairs}{stale_html(stale)}"
+    return (f"<section><h2>{html.escape(str(ds))}{tag}</h2>{head}{classes[0]}"
+            f"{html_table(s, article, balanced=balanced)}{details}{hint}{classes[1]}{pairs}{stale_html(stale)}"
             f"<div class=plots>{imgs}</div></section>")
 
 
