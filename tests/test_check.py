@@ -97,3 +97,46 @@ def test_a_run_says_its_estimated_time_from_its_first_batches(tiny_folder, resul
     run(tiny_config(tiny_folder, results_dir, batch_size=4))
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("bench: estimated")]
     assert len(lines) == 1 and "per run (1+1 epochs of 6 training + 2 validation batches" in lines[0]
+
+
+def test_the_plan_line_scales_the_first_runs_estimate():
+    from bench.sweep.eta import plan_line
+    line = plan_line(70, "resnet18 seed 0 fold 0", runs=15, slots=2)
+    assert line.startswith("bench: estimated 70 s per run (resnet18 seed 0 fold 0")
+    assert "the plan's 15 runs, 2 at a time: about 9 min 20 s" in line  # 8 waves of 70 s
+    race = plan_line(60, "x", runs=6, slots=2, whole=150)
+    assert "the race's at most 150 runs" in race and "at most 75 min" in race
+
+
+def test_the_sweep_shows_the_first_estimate_a_quiet_worker_leaves(monkeypatch):
+    import json
+    import time
+    from bench.sweep import eta
+    monkeypatch.setattr(eta, "_told", [False])
+    said, jobs = [], [{"run_id": f"r{i}", "env": {"BENCH_X": "1"}} for i in range(4)]
+    with eta.PlanEstimate(jobs, 2, said.append, {"r1": "lite0 seed 1 fold 0"}) as watch:
+        folder = jobs[0]["env"][eta.ESTIMATES_ENV]
+        assert all(j["env"] == {"BENCH_X": "1", eta.ESTIMATES_ENV: folder} for j in jobs)
+        (watch.folder / "r1.json").write_text(json.dumps({"run_id": "r1", "seconds": 30}))
+        for _ in range(40):
+            if said:
+                break
+            time.sleep(0.1)
+    assert said == ["bench: estimated 30 s per run (lite0 seed 1 fold 0, from its first batches); the plan's 4 runs, "
+                    "2 at a time: about 60 s"]
+    assert not watch.folder.exists()
+    with eta.PlanEstimate(jobs, 2, said.append, {}) as again:  # said once per driver (a race's rounds)
+        assert again.folder is None
+
+
+@pytest.mark.slow
+def test_a_sweep_prints_the_plans_estimate_from_its_first_run(tmp_path, capsys, monkeypatch):
+    from bench.cli import main
+    from bench.sweep import eta
+    from test_sweep import write_exp
+    monkeypatch.setattr(eta, "_told", [False])
+    data = make_image_folder(tmp_path / "data", per_class=12)
+    exp = write_exp(tmp_path / "two.yaml", data, seeds=(0, 1))
+    assert main(["sweep", str(exp), "--results-dir", str(tmp_path / "results"), "--workers", "1"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("bench: estimated") == 1 and "the plan's 2 runs, 1 at a time: about" in err

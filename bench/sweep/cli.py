@@ -90,7 +90,10 @@ def cmd_race(ns: argparse.Namespace) -> int:
     _check_executor(ns, exp.configs)
     start_early(ns.executor)
     log = log_path(ns.results_dir, exp.name)
-    res = race(exp, evaluate_runs(exp.name, ns.executor, ns.retry_failed, **kw), min_instances=ns.min_instances,
+    # the estimate line's total: what the race may take at most (its full factorial, or the --budget share of it)
+    most = int(len(exp.labels) * len(exp.instances) * min(ns.budget, 100) / 100 + 1e-9)
+    res = race(exp, evaluate_runs(exp.name, ns.executor, ns.retry_failed, whole_runs=most, **kw),
+               min_instances=ns.min_instances,
                alpha=ns.alpha, test=ns.test, budget_pct=ns.budget, log=log, echo=print_line,
                retry_failed=ns.retry_failed)
     print(summary_line(res, ns.test, ns.alpha, log))

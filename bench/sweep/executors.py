@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Callable
 
 from ..config import ConfigError
 from ..sinks import RowSpool, replay
+from .eta import PlanEstimate
 from .plan import THREADS_PER_RUN, label, run_seconds
 from .pool import Pool, default_slots, job_env, job_threads, shared_pool
 from .raycluster import connect
@@ -210,8 +212,9 @@ def run_ray(jobs: list[dict], report: Callable[[Outcome], None], address: str | 
 EXECUTORS = {"local": run_local, "ray": run_ray}
 
 
-def execute(p, executor: str = "local", **executor_kw) -> dict[str, int]:
-    """Run a plan's jobs with a progress bar (runs done / total, failures, ETA); returns counts by outcome."""
+def execute(p, executor: str = "local", whole_runs: int | None = None, **executor_kw) -> dict[str, int]:
+    """Run a plan's jobs with a progress bar (runs done / total, failures, ETA) and the plan's estimated time from
+    its first run's first batches (`whole_runs`: the runs a race may take in all); returns counts by outcome."""
     from tqdm.auto import tqdm  # deferred: `bench --help` imports this module
     labels = {j["run_id"]: label(j) for j in p.jobs}
     counts = {"ok": 0, "failed": 0, "done": 0, "interrupted": 0}
@@ -241,8 +244,11 @@ def execute(p, executor: str = "local", **executor_kw) -> dict[str, int]:
         bar.update(1)
         bar.set_postfix(failed=counts["failed"])
 
+    slots = executor_kw.get("workers") or (default_slots(max(map(job_threads, p.jobs), default=1))
+                                            if executor == "local" else None)
     try:
-        EXECUTORS[executor](p.jobs, report, **executor_kw)
+        with PlanEstimate(p.jobs, slots, say, labels, whole_runs):
+            EXECUTORS[executor](p.jobs, report, **executor_kw)
     finally:
         bar.close()
     return counts
