@@ -63,11 +63,11 @@ sweep: $(STAMP)
 	$(BIN)/bench sweep experiments/$(EXP).yaml $(if $(DATASET),--dataset '$(DATASET)') --executor $(EXECUTOR) \
 	  --results-dir '$(RESULTS)' $(ARGS)
 
-# make race EXP=quick [SEEDS=0,1,2] [FOLDS=5] [ALPHA=0.05] [BUDGET=40]: the file's archs raced over (seed, fold) pairs
+# make race EXP=quick [SEEDS=0,1,2] [FOLDS=5] [ALPHA=0.05] [MARGIN=0.005] [BUDGET=40]: archs raced over (seed, fold)
 race: $(STAMP)
 	$(BIN)/bench race experiments/$(EXP).yaml $(if $(DATASET),--dataset '$(DATASET)') --executor $(RACE_EXECUTOR) \
 	  $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FOLDS),--folds $(FOLDS)) $(if $(ALPHA),--alpha $(ALPHA)) \
-	  $(if $(BUDGET),--budget $(BUDGET)) --results-dir '$(RESULTS)' $(ARGS)
+	  $(if $(MARGIN),--margin $(MARGIN)) $(if $(BUDGET),--budget $(BUDGET)) --results-dir '$(RESULTS)' $(ARGS)
 
 # make report [EXP=quick] [FAMILY=resnet]: EXP filters only when given (the sweep's default EXP=quick does not)
 REPORT_EXP = $(if $(filter command line environment,$(origin EXP)),$(EXP))

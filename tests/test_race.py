@@ -55,6 +55,11 @@ def imaged(means: dict[str, float], calls: list | None = None, n: int = 300, fai
     return evaluate
 
 
+def close_pair():
+    """4 points apart with seed noise: not separated, nor futile, for 18 of this world's 20 instances."""
+    return imaged({"resnet18": 0.9, "resnet34": 0.86}, world=6, shift=0.3)
+
+
 def read_log(path: Path) -> list[dict]:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -111,9 +116,10 @@ def test_equivalent_candidates_stop_as_survivors(tmp_path):
 
 
 def test_budget_stops_the_race(tmp_path):
-    exp = load_experiment(exp_file(tmp_path, archs=["resnet18", "resnet34"], seeds=range(4), folds=5))
-    res = race(exp, imaged({"resnet18": 0.9, "resnet34": 0.86}), budget_pct=30)  # close: raced on, not futile
+    exp = load_experiment(exp_file(tmp_path, archs=["resnet18", "resnet34"], seeds=range(20), folds=[0]))
+    res = race(exp, close_pair(), budget_pct=30)
     assert res.decision == "budget" and res.runs_used <= 12 and res.rounds[-1]["decision"] == "budget"
+    assert res.rounds[-1]["racing"] == "resnet18;resnet34"  # neither separated nor futile yet
 
 
 def test_a_winner_by_its_rivals_failures_is_not_a_winner(tmp_path):
@@ -185,7 +191,7 @@ def test_cli_race_errors_are_one_line(tmp_path, capsys):
 def test_resume_mid_race_reuses_the_runs_and_prints_the_reports_verdict(tmp_path, capsys):
     import yaml
 
-    from bench.logs import read_rows
+    from bench.files import read_rows
     from bench.report.outcomes import correct_by_item, read_outcomes
     from bench.sweep.race import resolve_dataset
     data = make_image_folder(tmp_path / "data", per_class=8)

@@ -13,10 +13,10 @@ import yaml
 from scipy import stats
 
 from bench.config import ConfigError
-from bench.logs import read_rows
+from bench.files import read_rows
 from bench.sweep.experiment import Experiment, load_experiment
 from bench.sweep.race import Score, race
-from test_race import imaged
+from test_race import close_pair, imaged
 
 N_VALID = 90  # validation images per fold: accuracy moves in steps of 1/90
 ARCHS = ["resnet18", "resnet34", "xresnet18", "resnet50", "resnet101", "xresnet34"]
@@ -185,9 +185,9 @@ def test_cli_race_on_another_dataset_is_refused_before_anything_runs(tmp_path, c
 
 
 def test_a_race_stopped_by_its_budget_goes_on_under_a_larger_one(tmp_path):
-    exp = experiment(tmp_path, archs=ARCHS[:2], seeds=range(4), folds=range(5))
+    exp = experiment(tmp_path, archs=ARCHS[:2], seeds=range(20))
     log = tmp_path / "res" / "races" / "r.csv"
-    close = imaged({"resnet18": 0.9, "resnet34": 0.86})  # raced on: neither separated nor futile for a while
+    close = close_pair()
     stopped = race(exp, close, log=log, budget_pct=30)
     assert stopped.decision == "budget" and len(stopped.rounds) == 6  # 12 of 40 runs; the 7th round would pass it
     again = race(exp, close, log=log, budget_pct=30)  # same budget: the log's decision stands

@@ -82,21 +82,24 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
 
 
 def cmd_race(ns: argparse.Namespace) -> int:
-    from .race import check_settings, evaluate_runs, log_path, print_line, race, summary_line  # deferred: pandas
+    from ..stats import MARGIN  # deferred with the race: pandas
+    from .race import check_settings, evaluate_runs, log_path, print_line, race, resolve_dataset, summary_line
     kw = _executor_kw(ns)
-    check_settings(ns.min_instances, ns.alpha, ns.test, ns.budget)
+    ns.margin = MARGIN if ns.margin is None else ns.margin
+    check_settings(ns.min_instances, ns.alpha, ns.margin, ns.budget)
     exp = load_experiment(ns.file, dataset=ns.dataset, results_dir=ns.results_dir, overrides=_overrides(ns),
                           seeds=_parse_ints(ns.seeds, "--seeds"), folds=_parse_folds(ns.folds), all_folds=True)
     _check_executor(ns, exp.configs)
+    dataset = resolve_dataset(exp)  # the race's key: a log raced on other images is refused before anything runs
     start_early(ns.executor)
     log = log_path(ns.results_dir, exp.name)
     # the estimate line's total: what the race may take at most (its full factorial, or the --budget share of it)
     most = int(len(exp.labels) * len(exp.instances) * min(ns.budget, 100) / 100 + 1e-9)
     res = race(exp, evaluate_runs(exp.name, ns.executor, ns.retry_failed, whole_runs=most, **kw),
                min_instances=ns.min_instances,
-               alpha=ns.alpha, test=ns.test, budget_pct=ns.budget, log=log, echo=print_line,
-               retry_failed=ns.retry_failed)
-    print(summary_line(res, ns.test, ns.alpha, log))
+               alpha=ns.alpha, margin=ns.margin, budget_pct=ns.budget, log=log, echo=print_line,
+               retry_failed=ns.retry_failed, dataset=dataset)
+    print(summary_line(res, log))
     return 1 if res.decision == "failed" else 0
 
 
@@ -153,10 +156,12 @@ def add_cli(sub) -> None:
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("race", help="which backbone? race the file's archs over its (seed, fold) instances",
-                       description="Race the experiment's architectures (F-Race): each round runs every survivor on "
-                                   "the next (seed, fold) instance; from --min-instances on, those significantly "
-                                   "worse than the best (paired across instances) are eliminated. Stops at one "
-                                   "winner, a tie after the last instance, or the compute budget. Log: "
+                       description="Race the experiment's architectures (F-Race): each round runs every candidate "
+                                   "still racing on the next (seed, fold) instance; from --min-instances on, each "
+                                   "is compared with the leader as the report compares (bench.stats): worse is "
+                                   "eliminated, equivalent or undecidable by the last instance stops running. "
+                                   "Stops when only the leader races, after the last instance, or at the compute "
+                                   "budget; the decision is the report's verdict on the race's runs. Log: "
                                    "RESULTS_DIR/races/<experiment>.csv.")
     _common(p)
     p.add_argument("--seeds", default=None, metavar="S,S,...", help="replace the file's seeds, e.g. 0,1,2,3,4")
@@ -164,15 +169,14 @@ def add_cli(sub) -> None:
                    help="replace the file's folds: K = every fold of a K-fold split, or a list of folds. Without "
                         "either, every fold of the split (5) when the file lists none")
     p.add_argument("--min-instances", type=int, default=3,
-                   help="instances every candidate runs before any elimination (default 3)")
+                   help="instances every candidate runs before the first comparison (default and least 3: "
+                        "bench.stats.MIN_INSTANCES)")
     p.add_argument("--alpha", type=float, default=0.05,
-                   help="race-wide error rate: spent evenly over the rounds that test, so a winner holds at alpha "
-                        "however many rounds it took (default 0.05)")
-    p.add_argument("--test", choices=("ttest", "permutation", "friedman"), default="ttest",
-                   help="all one-sided vs the best, Bonferroni-corrected. ttest: paired t-tests, sd floored at one "
-                        "validation image; permutation: exact sign-flip tests (slower to separate); friedman: "
-                        "Friedman + Conover post-hoc confirmed by a sign test (Wilcoxon for two), as F-Race/irace "
-                        "(default ttest)")
+                   help="race-wide error rate: spent evenly over the rounds that compare and the pairs, so an "
+                        "elimination holds at alpha however many rounds it took (default 0.05)")
+    p.add_argument("--margin", type=float, default=None, metavar="ACC",
+                   help="accuracy difference under which two candidates are practically the same: an equivalent one "
+                        "stops running (default 0.005 = 0.5 pp, bench.stats.MARGIN)")
     p.add_argument("--retry-failed", action="store_true",
                    help="run again the runs that failed before (the race's or a sweep's); without it a candidate "
                         "whose run failed stays out, and a restarted race replays its log exactly")

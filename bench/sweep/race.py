@@ -1,27 +1,23 @@
-"""`bench race EXP`: which backbone, at a fraction of the full factorial's compute (F-Race, Birattari et al. 2002).
+"""`bench race EXP`: which backbone, at a fraction of the full factorial's compute (F-Race, Birattari et al. 2002),
+judged by the report's own comparison (bench/stats.py).
 
-Candidates are the experiment's arch entries (with their per-arch settings); instances are its (seed, fold) pairs in a
-fixed order (seeds outer, folds inner). Each round runs every surviving candidate on the next instance through the
-sweep's plan and executor, so every evaluation is an ordinary run row: resumable after `kill -9`, and any finished run
-of the same identity (an earlier sweep's or race's) is reused instead of trained again. From `min_instances` on, the
-candidates significantly worse than the best, paired across the instances seen so far, are eliminated
-(`racestats.compare`, one-sided, Bonferroni over the round's comparisons).
+Candidates are the experiment's arch entries with their settings, labelled by what differs between them
+("tf_efficientnet_lite0 (pretrained=true)"); instances are its (seed, fold) pairs in a fixed order (seeds outer,
+folds inner). Each round runs every candidate still racing on the next instance through the sweep's plan and
+executor, so every evaluation is an ordinary run row: resumable after `kill -9`, and any finished run of the same
+identity (an earlier sweep's or race's) is reused instead of trained again.
 
-The level holds for the whole race, not one round: every round that tests is one look, and the race spends its α
-evenly over the looks it could make (Bonferroni: `alpha / looks`, looks = instances - min_instances + 1). By the
-union bound, the chance that the race ever eliminates a candidate that is not worse than the best, and so that its
-"winner" is wrong, is at most α whichever round it stops in. Looking every round at the full α instead adds up: on
-the validation's noisy ties it declared a winner far more often than α (docs/benchmarks.md). The race stops when one
-candidate is left (winner), when the survivors are still tied after the last instance (tie: the leader is named,
-not separated from the others), or when the next round would pass the compute budget (budget).
+From `min_instances` on, every round is one look (racelook.py): `bench.stats.compare_all` on the runs so far, per
+image where the runs recorded per-image outcomes. Worse -> eliminated; equivalent within the margin, or futile
+(neither reachable by the last instance) -> kept as a survivor but no longer run. The race spends its alpha over
+every look and every pair of candidates (Bonferroni: alpha / (looks x pairs), looks = instances - min_instances + 1),
+so the chance that it ever eliminates a candidate that is not worse is at most alpha whichever round it stops in.
+It stops as soon as no survivor but the leader is still racing, at the last instance, or before a round would pass
+the compute budget. Its decision is `bench.stats.verdict` on all its runs (the eliminated and failed candidates'
+included): the words the report prints for the same runs. A "winner" is only a candidate separated from every
+rival; one left because its rivals' runs failed is the "only survivor after failures".
 
-The decisions go to `results/races/<experiment>.csv` (racelog.py), one row per round; a restarted race replays it.
-Per round: `instance` ("seed S fold F"), `n_instances` (instances so far), `survivors` and `eliminated` (';'-joined
-labels, after and by this round; a failed run's candidate is eliminated too and also listed in `failed`), `best` (the
-leader on the paired means), `test` (ttest+bonferroni | permutation+bonferroni | friedman+conover | wilcoxon, empty
-before --min-instances), `statistic` and `p_value` (see racestats.Outcome), `alpha` (race-wide) and `level` (this
-look's), `decision` (continue | winner | tie | budget | failed), `runs_used` (cumulative, reused runs included),
-`full_factorial_runs` and `rule` (the test and α rule in words).
+The log (racelog.py) is `results/races/<experiment>.csv`, one row per round, keyed by what was raced.
 """
 from __future__ import annotations
 
@@ -29,23 +25,32 @@ import math
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from math import comb
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pandas as pd
 
 from ..config import ConfigError, RunConfig
+from ..stats import ALPHA, MARGIN, MIN_INSTANCES, METHOD, Verdict, verdict
 from .experiment import Experiment
-from .racelog import LOG_FIELDS, names, replayable, write_log  # noqa: F401 (LOG_FIELDS, write_log: the log)
-from .racestats import RULES, TESTS, compare
+from .racelog import (LOG_FIELDS, candidate_labels, encode_key, instance_words, names, race_key,  # noqa: F401
+                      replayable, resolve_dataset, write_log)  # LOG_FIELDS, resolve_dataset: for the CLI and tests
+from .racelook import FUTILITY, Look, look
 
 METRIC = "final_accuracy"  # the last epoch's validation accuracy: what the report ranks by
+TEST = "bench.stats gap"   # the log's `test`: the report's comparison (seed and image noise)
 
 
 @dataclass(frozen=True)
 class Score:
     value: float
-    n_valid: int = 0  # validation images: the metric moves in steps of 1/n_valid (0: unknown)
+    n_valid: int = 0          # validation images (0: unknown)
+    run_id: str = ""          # "" (synthetic): the race names the run itself
+    correct: Any = None       # 0/1 per validation image, a Series indexed by image; None: not recorded
+    train_s: float = math.nan
+    params: float = math.nan
+    n_train: float = math.nan
 
 
 Evaluate = Callable[[list[RunConfig]], list["Score | float | None"]]  # configs -> each run's metric, None if failed
@@ -54,13 +59,19 @@ Evaluate = Callable[[list[RunConfig]], list["Score | float | None"]]  # configs 
 @dataclass
 class RaceResult:
     name: str
-    decision: str             # winner | tie | budget | failed (no candidate left: every one's runs failed)
+    decision: str             # winner | equivalent | tie | survivor | incomplete | budget | failed
     survivors: list[str]      # best mean first
     means: dict[str, float]   # each survivor's mean metric over the instances it ran
     rounds: list[dict] = field(default_factory=list)  # the log rows
     runs_used: int = 0
     full_runs: int = 0
     rule: str = ""
+    verdict: Verdict | None = None  # bench.stats.verdict on every run of the race
+    runs: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def words(self) -> str:
+        return self.verdict.words if self.verdict else ""
 
     @property
     def compute_pct(self) -> float:
@@ -71,112 +82,193 @@ def log_path(results_dir: str | Path, name: str) -> Path:
     return Path(results_dir) / "races" / f"{name}.csv"
 
 
-def rule_text(test: str, alpha: float, looks: int) -> str:
-    return (f"{RULES[test]}; Bonferroni over the round's k-1 rivals of the leader; race-wide alpha {alpha:g} spent "
-            f"evenly over {looks} look(s): {alpha / looks:.4g} per round (Bonferroni)")
+def rule_text(alpha: float, margin: float, looks: int, pairs: int, min_instances: int) -> str:
+    return (f"from instance {min_instances} on, each round compares every survivor with the leader ({METHOD}); "
+            f"race-wide alpha {alpha:g} over {looks} look(s) x {pairs} pair(s): level {alpha / (looks * pairs):.4g} "
+            f"per comparison; worse: eliminated; equivalent within {100 * margin:g} pp, or {FUTILITY}: kept, no "
+            "longer run; stops when no survivor but the leader is racing, at the last instance or at the budget; "
+            "decision: bench.stats.verdict on every run of the race")
 
 
-def race(exp: Experiment, evaluate: Evaluate, min_instances: int = 3, alpha: float = 0.05, test: str = "ttest",
-         budget_pct: float = 100.0, log: Path | None = None, echo: Callable[[str], None] | None = None,
-         retry_failed: bool = False) -> RaceResult:
+@dataclass
+class _State:
+    """Who is where after a round."""
+    alive: list[str]      # survivors (not eliminated, not failed), the leader first
+    running: list[str]    # who runs the next instance
+    scores: dict[str, dict] = field(default_factory=dict)  # candidate -> {instance: Score}
+
+
+def race(exp: Experiment, evaluate: Evaluate, min_instances: int = MIN_INSTANCES, alpha: float = ALPHA,
+         margin: float = MARGIN, budget_pct: float = 100.0, log: Path | None = None,
+         echo: Callable[[str], None] | None = None, retry_failed: bool = False, dataset: dict | None = None
+         ) -> RaceResult:
     """Race the experiment's arch entries over its instances; `evaluate` runs a round's configs (see
     `evaluate_runs`). Writes the log after every round when `log` is given, and replays it when it exists."""
-    check_settings(min_instances, alpha, test, budget_pct)
+    check_settings(min_instances, alpha, margin, budget_pct)
     echo = echo or (lambda line: None)
-    full = len(exp.labels) * len(exp.instances)
+    cands = candidate_labels(exp)
+    full = len(cands) * len(exp.instances)
     budget = math.floor(full * budget_pct / 100 + 1e-9)
+    check_race(exp, min_instances, budget, budget_pct)
+    looks, pairs = len(exp.instances) - min_instances + 1, comb(len(cands), 2)
+    level, rule = alpha / (looks * pairs), rule_text(alpha, margin, looks, pairs, min_instances)
+    key = race_key(exp, cands, dataset, alpha, margin, min_instances, rule)
+    recorded = replayable(log, exp.name, key, retry_failed, echo)
+    echo(f"bench: race {exp.name}: {len(cands)} candidates ({', '.join(cands)}) x {len(exp.instances)} instances "
+         f"(seed, fold) = {full} runs in the full factorial; rule: {rule}" + (f" -> {log}" if log else "")
+         + (f"; replaying {len(recorded)} logged round(s)" if recorded else ""))
+    st = _State(list(cands), list(cands), {c: {} for c in cands})
+    result = RaceResult(exp.name, "", [], {}, full_runs=full, rule=rule)
+    ctx = dict(alpha=alpha, margin=margin, level=level, key=encode_key(key), min_instances=min_instances, rule=rule)
+    for r, instance in enumerate(exp.instances, 1):
+        old = recorded[r - 1] if r <= len(recorded) else None
+        asked = [s for s in st.running if not old or s not in names(old["failed"])]  # logged failures stay out
+        got = dict(zip(asked, evaluate([exp.cell(cands[s], instance) for s in asked]))) if asked else {}
+        result.runs_used += len(st.running)
+        failed = [s for s in st.running if got.get(s) is None]
+        for s in st.running:
+            if s not in failed:
+                st.scores[s][instance] = got[s] if isinstance(got[s], Score) else Score(float(got[s]))
+        row, st = _round(exp, st, r, failed, result.runs_used, budget, ctx)
+        if old and not (old["decision"] == "budget" and row["decision"] != "budget"):  # a larger --budget goes on
+            row, st = _replayed(exp.name, row, old, log, echo), _State(names(old["survivors"]),
+                                                                         names(old.get("racing")), st.scores)
+        else:
+            if row["decision"] == "final":
+                result.verdict = _verdict(st.scores, ctx)
+                row.update(decision=decision_of(result.verdict, st), verdict=result.verdict.words)
+            if log is not None:
+                write_log(log, [*result.rounds, row])
+        result.rounds.append(row)
+        echo(round_line(row))
+        if row["decision"] != "continue":
+            break
+    result.verdict = result.verdict or _verdict(st.scores, ctx)
+    result.decision, result.runs = result.rounds[-1]["decision"], runs_frame(st.scores)
+    result.means = {s: _mean(st.scores[s]) for s in st.alive}
+    result.survivors = sorted(st.alive, key=result.means.get, reverse=True)
+    return result
+
+
+def check_race(exp: Experiment, min_instances: int, budget: int, budget_pct: float) -> None:
+    full = len(exp.labels) * len(exp.instances)
     if len(exp.labels) < 2:
         raise ConfigError(f"{exp.path}: archs: a race needs at least two candidates, got {len(exp.labels)}")
     if len(exp.instances) < min_instances:
         raise ConfigError(f"{exp.path}: {len(exp.instances)} instance(s) (seeds x folds), fewer than --min-instances "
-                          f"{min_instances}: nothing could be eliminated. Add seeds or folds to the file, or pass "
+                          f"{min_instances}: nothing could be compared. Add seeds or folds to the file, or pass "
                           f"--seeds / --folds")
     if budget < len(exp.labels) * min_instances:
         raise ConfigError(f"--budget: {budget_pct:g} % of {full} runs is {budget} runs, less than the "
                           f"{len(exp.labels) * min_instances} of the first {min_instances} rounds; raise it")
-    looks = len(exp.instances) - min_instances + 1
-    level, rule = alpha / looks, rule_text(test, alpha, looks)
-    words = [instance_words(i) for i in exp.instances]
-    recorded = replayable(log, exp.name, words, rule, retry_failed, echo)
-    echo(f"bench: race {exp.name}: {len(exp.labels)} candidates x {len(exp.instances)} instances (seed, fold) = "
-         f"{full} runs in the full factorial; eliminating from instance {min_instances} on: {rule}"
-         + (f" -> {log}" if log else "") + (f"; replaying {len(recorded)} logged round(s)" if recorded else ""))
-    survivors, scores = list(exp.labels), {label: [] for label in exp.labels}
-    result = RaceResult(exp.name, "", [], {}, runs_used=0, full_runs=full, rule=rule)
-    for r, instance in enumerate(exp.instances, 1):
-        old = recorded[r - 1] if r <= len(recorded) else None
-        asked = [s for s in survivors if not old or s not in names(old["failed"])]  # logged failures stay out
-        got = dict(zip(asked, evaluate([exp.cell(s, instance) for s in asked]))) if asked else {}
-        result.runs_used += len(survivors)
-        failed = [s for s in survivors if got.get(s) is None]
-        for s in survivors:
-            if s not in failed:
-                scores[s].append(got[s] if isinstance(got[s], Score) else Score(float(got[s])))
-        survivors = [s for s in survivors if s not in failed]
-        table = pd.DataFrame({s: [x.value for x in scores[s]] for s in survivors})
-        out = compare(table, level, test, resolution(scores, survivors)) \
-            if r >= min_instances and len(survivors) >= 2 else None
-        survivors = [s for s in survivors if not out or s not in out.eliminated]
-        survivors.sort(key=lambda s: -sum(x.value for x in scores[s]) / len(scores[s]))  # the leader first
-        decision = _decision(survivors, r == len(exp.instances), result.runs_used + len(survivors) > budget)
-        row = dict(race=exp.name, round=r, instance=words[r - 1], n_instances=r, survivors=";".join(survivors),
-                   eliminated=";".join(failed + (out.eliminated if out else [])), failed=";".join(failed),
-                   best=survivors[0] if survivors else "", test=out.test if out else "",
-                   statistic=_num(out.statistic if out else math.nan), p_value=_num(out.p_value if out else math.nan),
-                   alpha=alpha, level=f"{level:.6g}", decision=decision, runs_used=result.runs_used,
-                   full_factorial_runs=full, rule=rule,
-                   timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        raised = bool(old) and old["decision"] == "budget" and decision == "continue"
-        if raised:  # a larger --budget than the logged race's: it goes on from where the budget stopped it
-            old = {**old, "decision": "continue"}
-        if old:  # the log's decisions stand (see racelog); say so if the runs now read otherwise
-            differs = [k for k in ("survivors", "eliminated", "decision") if str(old.get(k, "")) != str(row[k])]
-            if differs:
-                echo(f"bench: race {exp.name} round {r}: the recorded runs now give {row['eliminated'] or 'no'} "
-                     f"elimination(s) and {row['decision']}; the log's ({old['eliminated'] or 'none'}, "
-                     f"{old['decision']}) stands")
-            row, survivors, decision = old, names(old["survivors"]), old["decision"]
-            lost = [s for s in survivors if len(scores.get(s, ())) != r]
-            if lost:
-                raise ConfigError(f"{log}: round {r} kept {', '.join(lost)}, whose run on {words[r - 1]} is not in "
-                                  f"the results now: the log cannot be replayed. Move it away to start the race anew")
-        result.rounds.append(row)
-        if log is not None and (not old or raised):
-            write_log(log, result.rounds)
-        echo(round_line(row, failed))
-        if decision != "continue":
-            break
-    result.decision = decision
-    result.means = {s: sum(x.value for x in scores[s]) / len(scores[s]) for s in survivors}
-    result.survivors = sorted(survivors, key=result.means.get, reverse=True)
-    return result
 
 
-def instance_words(instance: tuple[int, int]) -> str:
-    return f"seed {instance[0]} fold {instance[1]}"
+def _round(exp: Experiment, st: _State, r: int, failed: list[str], runs_used: int, budget: int,
+           ctx: dict) -> tuple[dict, _State]:
+    """The state after round r, from the runs so far, and its log row ("final": the verdict decides)."""
+    alive = [c for c in st.alive if c not in failed]
+    lk = Look(None)
+    if r >= ctx["min_instances"] and len(alive) >= 2:
+        lk = look(runs_frame({c: st.scores[c] for c in alive}), outcomes_of(st.scores), ctx["level"],
+                  ctx["margin"], list(exp.instances[r:]), n_train_of(st.scores))
+    worse = lk.having("worse")
+    alive = [c for c in alive if c not in worse]
+    means = {c: _mean(st.scores[c]) for c in alive}
+    alive.sort(key=lambda c: (c != lk.leader, -means[c]))  # the leader first, then by mean
+    if r < ctx["min_instances"] or lk.leader is None:
+        running = alive if len(alive) >= 2 else []
+    else:
+        racing = lk.having("racing")
+        running = [lk.leader, *racing] if racing else []
+    last, over = r == len(exp.instances), runs_used + len(running) > budget
+    decision = "final" if not running or last else "budget" if over else "continue"
+    row = dict(race=exp.name, round=r, instance=instance_words(exp.instances[r - 1]), n_instances=r,
+               survivors=";".join(alive), racing=";".join(running), eliminated=";".join(failed + worse),
+               failed=";".join(failed), equivalent=";".join(lk.having("equivalent")),
+               futile=";".join(lk.having("futile")), best=alive[0] if alive else "",
+               test=TEST if lk.claims else "", statistic=_num(lk.diff), p_value=_num(lk.p), alpha=ctx["alpha"],
+               margin=ctx["margin"], level=f"{ctx['level']:.10g}", decision=decision, runs_used=runs_used,
+               full_factorial_runs=len(exp.labels) * len(exp.instances), rule=ctx["rule"], verdict="",
+               key=ctx["key"], timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    return row, _State(alive, running, st.scores)
 
 
-def resolution(scores: dict[str, list[Score]], survivors: list[str]) -> float:
-    """The coarsest step of the survivors' metric so far: one validation image of the smallest validation set."""
-    known = [x.n_valid for s in survivors for x in scores[s] if x.n_valid > 0]
-    return 1 / min(known) if known else 0.0
+def _replayed(name: str, row: dict, old: dict, log: Path | None, echo) -> dict:
+    """The logged round stands (racelog.py); say so if the runs now read otherwise."""
+    lost = [s for s in names(row["failed"]) if s not in names(old["failed"])]
+    if lost:
+        raise ConfigError(f"{log}: round {row['round']} kept {', '.join(lost)}, whose run on {row['instance']} is not "
+                          f"in the results now: the log cannot be replayed. Move it away to start the race anew")
+    differs = [k for k in ("survivors", "racing", "eliminated", "equivalent", "futile")
+               if str(old.get(k, "")) != str(row[k])]
+    if row["decision"] != old["decision"] and (row["decision"] != "final" or old["decision"] in ("continue",
+                                                                                               "budget")):
+        differs.append("decision")
+    if differs:
+        echo(f"bench: race {name} round {row['round']}: the recorded runs now give another {', '.join(differs)} "
+             f"({'; '.join(f'{k} {row[k]!r}' for k in differs)}); the log's round stands")
+    return old
 
 
-def _decision(survivors: list[str], last: bool, over_budget: bool) -> str:
-    if not survivors:
+def _verdict(scores: dict[str, dict], ctx: dict) -> Verdict:
+    """bench.stats.verdict on every run of the race: the words the report prints for the same runs."""
+    return verdict(runs_frame(scores), outcomes_of(scores), alpha=ctx["alpha"], margin=ctx["margin"],
+                   cost=cost_of(scores), n_train=n_train_of(scores))
+
+
+def decision_of(v: Verdict, st: _State) -> str:
+    """The race's decision from the verdict on its runs: a winner only by separation from every rival (one whose
+    rivals failed before they could be separated is the only survivor after failures)."""
+    if not st.alive:
         return "failed"
-    if len(survivors) == 1:
-        return "winner"
-    return "tie" if last else "budget" if over_budget else "continue"
+    rivals = [c for c in st.scores if c != v.leader]
+    separated = set(v.comparisons[v.comparisons.claim == "worse"].candidate) if len(v.comparisons) else set()
+    if v.kind == "use":
+        return "winner" if set(rivals) <= separated else "survivor"
+    if v.kind == "single" or (v.kind == "incomplete" and len(st.alive) == 1):
+        return "survivor"
+    return v.kind if v.kind in ("equivalent", "tie") else "incomplete"
 
 
-def check_settings(min_instances: int, alpha: float, test: str, budget_pct: float) -> None:
-    if min_instances < 2:
-        raise ConfigError(f"--min-instances: {min_instances} must be >= 2 (a paired test needs two instances)")
+def runs_frame(scores: dict[str, dict]) -> pd.DataFrame:
+    """bench.stats.verdict's input: one row per finished run."""
+    rows = [dict(candidate=c, seed=str(i[0]), fold=str(i[1]), run_id=s.run_id or f"{c}@{i[0]}/{i[1]}",
+                 final_accuracy=s.value, n_valid=s.n_valid) for c, by in scores.items() for i, s in by.items()]
+    return pd.DataFrame(rows, columns=["candidate", "seed", "fold", "run_id", "final_accuracy", "n_valid"])
+
+
+def outcomes_of(scores: dict[str, dict]) -> dict:
+    return {s.run_id or f"{c}@{i[0]}/{i[1]}": s.correct for c, by in scores.items() for i, s in by.items()
+            if s.correct is not None}
+
+
+def cost_of(scores: dict[str, dict]) -> dict:
+    """candidate -> {train_s: mean training seconds, params}: what "the cheapest" is measured by (as the report)."""
+    out = {}
+    for c, by in scores.items():
+        t = [s.train_s for s in by.values() if s.train_s == s.train_s]
+        p = [s.params for s in by.values() if s.params == s.params]
+        out[c] = {"train_s": sum(t) / len(t) if t else math.nan, "params": p[0] if p else math.nan}
+    return out
+
+
+def n_train_of(scores: dict[str, dict]) -> float | None:
+    n = pd.Series([s.n_train for by in scores.values() for s in by.values()], dtype=float).median()
+    return float(n) if n == n and n else None
+
+
+def _mean(by: dict) -> float:
+    return sum(s.value for s in by.values()) / len(by) if by else math.nan
+
+
+def check_settings(min_instances: int, alpha: float, margin: float, budget_pct: float) -> None:
+    if min_instances < MIN_INSTANCES:
+        raise ConfigError(f"--min-instances: {min_instances} is below {MIN_INSTANCES}, the fewest shared instances "
+                          f"on which bench compares two candidates (the report ranks nothing below {MIN_INSTANCES})")
     if not 0 < alpha < 1:
         raise ConfigError(f"--alpha: {alpha} must be between 0 and 1")
-    if test not in TESTS:
-        raise ConfigError(f"--test: {test!r} is not one of {', '.join(TESTS)}")
+    if not 0 <= margin < 1:
+        raise ConfigError(f"--margin: {margin} must be an accuracy difference, >= 0 and < 1 (0.005 = 0.5 pp)")
     if not 0 < budget_pct <= 100:
         raise ConfigError(f"--budget: {budget_pct} must be a percentage of the full factorial, > 0 and <= 100")
 
@@ -185,36 +277,61 @@ def _num(v: float) -> str:
     return "" if not math.isfinite(v) else f"{v:.6g}"
 
 
-def round_line(row: dict, failed: list[str]) -> str:
-    out = [f"bench: race {row['race']} round {row['round']} ({row['instance']}): "
-           f"{len(row['survivors'].split(';')) if row['survivors'] else 0} left"]
+def round_line(row: dict) -> str:
+    failed = names(row["failed"])
+    out = [f"bench: race {row['race']} round {row['round']} ({row['instance']}): {len(names(row['survivors']))} left"]
     if failed:
         out.append(f"; failed (out): {', '.join(failed)}")
-    stat_out = [e for e in row["eliminated"].split(";") if e and e not in failed]
     if row["test"]:
-        out.append(f"; {row['test']} p={row['p_value'] or 'n/a'}" + (f", out: {', '.join(stat_out)}" if stat_out
-                                                                        else ", none out"))
+        worse = [e for e in names(row["eliminated"]) if e not in failed]
+        out.append(f"; smallest p {row['p_value'] or 'n/a'} (level {float(row['level']):.2g}), "
+                   + (f"out: {', '.join(worse)}" if worse else "none out"))
+        for k in ("equivalent", "futile"):
+            if row[k]:
+                out.append(f"; {k} (kept, not run): {', '.join(names(row[k]))}")
     return "".join(out)
 
 
-def summary_line(res: RaceResult, test: str, alpha: float, log: Path | None) -> str:
+DECISIONS = {"winner": "winner {lead}, separated from every rival",
+             "equivalent": "no single winner: the leader {lead} and others are equivalent within the margin",
+             "tie": "no winner: {lead} leads, not separated from every rival",
+             "survivor": "{lead} is the only survivor after failures, not a winner by separation",
+             "incomplete": "no verdict",
+             "budget": "compute budget reached; still in: {alive}",
+             "failed": "no winner: every candidate's runs failed"}
+
+
+def summary_line(res: RaceResult, log: Path | None) -> str:
+    """The race's outcome in one line, then its decision: `bench.stats.verdict`'s words on the race's runs."""
+    lead = res.verdict.leader if res.verdict and res.verdict.leader else (res.survivors or [""])[0]
+    what = DECISIONS[res.decision].format(lead=lead, alive=", ".join(res.survivors))
     cost = f"{res.runs_used} of {res.full_runs} runs = {res.compute_pct:.0f} % of the full factorial"
-    shown = ", ".join(f"{s} ({100 * res.means[s]:.2f} %)" for s in res.survivors)
-    lead, rest = res.survivors[:1], ", ".join(res.survivors[1:])
-    what = {"winner": f"winner {shown}",
-            "tie": f"no winner: {lead[0] if lead else ''} leads, not separated from {rest} after every instance "
-                   f"(tied: {shown})",
-            "budget": f"compute budget reached; still in: {shown}",
-            "failed": "no winner: every candidate's runs failed"}[res.decision]
-    return (f"bench: race {res.name}: {what} after {len(res.rounds)} round(s); compute {cost} ({test}, alpha "
-            f"{alpha:g} race-wide, {METRIC})" + (f" -> {log}" if log else ""))
+    return (f"bench: race {res.name}: {what} after {len(res.rounds)} round(s); compute {cost} ({METRIC})"
+            + (f" -> {log}" if log else "") + f"\n{res.words}")
+
+
+def score_of(row: dict, results_dir: str, run_id: str) -> Score | None:
+    """A run's Score from its ok index row: metric, validation size, per-image correctness (when recorded), cost."""
+    from ..report.outcomes import correct_by_item, read_outcomes
+    v = row.get(METRIC)
+    if v in (None, ""):
+        return None
+    frame = read_outcomes(results_dir, row)
+    correct = correct_by_item(frame).astype(int) if frame is not None and not frame.empty else None
+
+    def num(key: str) -> float:
+        try:
+            return float(row.get(key) or "nan")
+        except ValueError:
+            return math.nan
+    return Score(float(v), int(num("n_valid")) if num("n_valid") == num("n_valid") else 0, run_id,
+                 correct, num("total_seconds"), num("params_total"), num("n_train"))
 
 
 def evaluate_runs(name: str, executor: str = "local", retry_failed: bool = False, **executor_kw) -> Evaluate:
     """Runs a round's configs as an ordinary sweep (plan + execute: finished runs of the same identity are reused)
-    and reads each run's metric and validation size from its latest ok row; a run that failed gives None. A run that
-    failed before (in this race or a sweep) is not tried again unless `retry_failed`: a restarted race must see
-    what its log saw."""
+    and reads each run's Score from its latest ok row; a run that failed gives None. A run that failed before (in
+    this race or a sweep) is not tried again unless `retry_failed`: a restarted race must see what its log saw."""
     from ..identity import current_run_id
     from ..logs import read_rows
     from ..train.record import index_path
@@ -231,13 +348,7 @@ def evaluate_runs(name: str, executor: str = "local", retry_failed: bool = False
         for row in read_rows(index_path(configs[0].results_dir)):
             if row.get("status") == "ok":
                 latest[current_run_id(row)] = row
-        values = []
-        for run_id in p.ids:
-            row = latest.get(run_id, {})
-            v, n = row.get(METRIC), row.get("n_valid")
-            values.append(Score(float(v), int(float(n)) if n not in (None, "") else 0) if v not in (None, "")
-                          else None)
-        return values
+        return [score_of(latest[i], configs[0].results_dir, i) if i in latest else None for i in p.ids]
 
     return evaluate
 

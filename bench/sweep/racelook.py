@@ -1,0 +1,101 @@
+"""One look of the race: `bench.stats.compare_all` (the report's comparison) on the race's runs so far, at the level the
+race spends on each look, and the futility rule that stops a candidate no remaining instance could decide.
+
+Each survivor is compared with the leader on the (seed, fold) instances and images they share:
+- `worse` (separated) -> eliminated;
+- `equivalent` (the interval lies inside +-margin) -> kept as a survivor, stops running;
+- `futile` -> kept as a survivor, stops running: not separated and not equivalent now, and neither reachable by the
+  last instance at the current gap. The projection gives the pair every remaining instance: the seed part of the
+  gap's variance shrinks with the seeds each fold gets, the image part only with more folds (every seed of a fold is
+  scored on the same images), and the spread across folds with Nadeau & Bengio's factor (1/F + n_valid/n_train).
+  Where it must guess it guesses for racing on (what the fold spread holds beyond image noise is taken for seed
+  noise; a normal quantile instead of Student's t). Futility only stops running; it never makes a claim, so
+  the race-wide alpha is untouched;
+- `racing` otherwise: it runs the next instance with the leader.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from statistics import NormalDist
+
+import pandas as pd
+
+from ..stats import Gap, compare_all
+
+FUTILITY = ("futile: neither separable nor equivalent by the last instance at the current gap (seed variance "
+            "projected to more seeds per fold, image variance to more folds)")
+OPTIMISM = 0.8  # measured against 0.5-0.9 on simulated ties and gaps (docs/benchmarks.md): ties stop, gaps race on
+NB_RATIO = 1 / 4  # validation / training images of a 5-fold split: bench.stats' default for Nadeau & Bengio
+
+
+@dataclass
+class Look:
+    leader: str | None
+    claims: dict[str, str] = field(default_factory=dict)  # candidate -> worse | equivalent | futile | racing
+    p: float = math.nan      # the smallest p of the look's comparisons (the closest to a separation)
+    diff: float = math.nan   # that comparison's gap, leader - candidate (accuracy)
+
+    def having(self, claim: str) -> list[str]:
+        return [c for c, k in self.claims.items() if k == claim]
+
+
+def look(runs: pd.DataFrame, outcomes: dict, level: float, margin: float, remaining: list[tuple[int, int]],
+         n_train: float | None = None) -> Look:
+    """`runs`: the live candidates' runs so far (bench.stats.verdict's columns); `remaining`: the race's instances
+    still to come. Without a leader (the candidates lead each other in a cycle) every one races on."""
+    *_, leader, cycle, comps = compare_all(runs, outcomes, level=level, margin=margin, n_train=n_train)
+    out = Look(leader)
+    if leader is None:
+        out.claims = {c: "racing" for c in runs.candidate.unique()}
+        return out
+    seen = {c: set(zip(d.seed.astype(str), d.fold.astype(str))) for c, d in runs.groupby("candidate")}
+    later = [(str(s), str(f)) for s, f in remaining]
+    for comp in comps:
+        g = comp.gap
+        claim = comp.claim
+        if g is None:  # fewer shared instances than bench.stats compares on: run them
+            claim = "racing"
+        elif claim == "not separated":
+            shared = sorted(seen[leader] & seen[comp.candidate])
+            claim = "futile" if futile(g, level, margin, shared, shared + later, n_train) else "racing"
+        out.claims[comp.candidate] = claim
+        p = g.p() if g is not None else math.nan
+        if g is not None and not p >= out.p:
+            out.p, out.diff = p, g.diff
+    return out
+
+
+def futile(g: Gap, level: float, margin: float, shared: list[tuple], final: list[tuple],
+           n_train: float | None = None) -> bool:
+    """Could the pair be separated, or shown equivalent, on `final` instances? Judged at the gap's optimistic
+    bound for each (one-sided OPTIMISM, 80 %): the current gap alone stops a true difference that started small."""
+    z_opt = NormalDist().inv_cdf(OPTIMISM)
+    h = NormalDist().inv_cdf(1 - level / 2) * math.sqrt(projected_var(g, shared, final, n_train))
+    d, sd = abs(g.diff), math.sqrt(max(g.var, 0.0))
+    return not (d + z_opt * sd > h or max(d - z_opt * sd, 0.0) + h < margin)
+
+
+def projected_var(g: Gap, shared: list[tuple], final: list[tuple], n_train: float | None = None) -> float:
+    """The gap's variance on `final` (seed, fold) instances, from its components on `shared`: one seed's variance
+    within a fold is divided by each fold's seeds, one fold's image variance by the folds; where the spread of the
+    fold gaps was the larger (bench.stats' Nadeau-Bengio term), what it holds beyond the image term is taken for
+    seed noise (optimistic: a real fold effect would not shrink), and its factor 1/F + n_valid/n_train follows F."""
+    now, then = Counter(f for _, f in shared), Counter(f for _, f in final)
+    k, k2 = len(now), len(then)
+    if not k or g.var <= 0:
+        return max(g.var, 0.0)
+    inv_now, inv_then = sum(1 / s for s in now.values()), sum(1 / s for s in then.values())
+    image = g.var_image * k                               # one fold's image term (its mean gap's variance)
+    seed = g.var_seed * k ** 2 / inv_now                  # one seed's variance within a fold
+    within = g.var_seed + g.var_image
+    ratio = g.images / n_train if n_train else NB_RATIO
+    across = k >= 2 and g.var > within * (1 + 1e-9)
+    if across:
+        spread = g.var / (1 / k + ratio)                  # the variance of the fold gaps
+        seed = max(seed, (spread - image) * k / inv_now)
+    projected = seed * inv_then / k2 ** 2 + image / k2
+    if across:
+        projected = max(projected, (1 / k2 + ratio) * (seed * inv_then / k2 + image))
+    return projected
