@@ -61,7 +61,7 @@ EXECUTOR ?= local
 RACE_EXECUTOR ?= local
 sweep: $(STAMP)
 	$(BIN)/bench sweep experiments/$(EXP).yaml $(if $(DATASET),--dataset '$(DATASET)') --executor $(EXECUTOR) \
-	  --results-dir '$(RESULTS)' $(ARGS)
+	  $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FOLDS),--folds $(FOLDS)) --results-dir '$(RESULTS)' $(ARGS)
 
 # make race EXP=quick [SEEDS=0,1,2] [FOLDS=5] [ALPHA=0.05] [MARGIN=0.005] [BUDGET=40]: archs raced over (seed, fold)
 race: $(STAMP)

@@ -134,13 +134,17 @@ def _typed_dataset(row) -> str:
 
 def fill_commands(model_rows: pd.DataFrame, lacking: list[tuple], results_dir: str) -> list[str]:
     """The command that fills a model's missing instances: its sweep again (resume runs only what is missing) when
-    its runs came from an experiment file, else one `bench run` per instance with the runs' own settings."""
+    its runs came from an experiment file, naming the seeds and folds lacking (a race's instances are not the
+    file's own: FOLDS=5 races folds the file may not list), else one `bench run` per instance with the runs' own
+    settings."""
     exp = model_rows.experiment.dropna().astype(str)
     exp = exp[exp != ""]
     last = model_rows.iloc[-1]
     if len(exp):
-        return [f"make sweep EXP={shlex.quote(exp.mode().iloc[0])} DATASET={shlex.quote(_typed_dataset(last))} "
-                f"RESULTS={shlex.quote(results_dir)}"]
+        which = "".join(f" {key}={','.join(str(v) for v in sorted({int(float(i[k])) for i in lacking}))}"
+                        for key, k in (("SEEDS", 0), ("FOLDS", 1))) if lacking else ""
+        return [f"make sweep EXP={shlex.quote(exp.mode().iloc[0])} DATASET={shlex.quote(_typed_dataset(last))}"
+                f"{which} RESULTS={shlex.quote(results_dir)}"]
     flags = _flags(last)
     return [f"bench run {flags} --seed {s} --fold {f} --results-dir {shlex.quote(results_dir)}"
             for s, f in lacking]

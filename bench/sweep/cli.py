@@ -54,7 +54,8 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
     kw = _executor_kw(ns)
     if ns.json and not ns.dry_run:
         raise ConfigError("--json applies to --dry-run only (a sweep's results are in runs.csv)")
-    exp = load_experiment(ns.file, dataset=ns.dataset, results_dir=ns.results_dir, overrides=_overrides(ns))
+    exp = load_experiment(ns.file, dataset=ns.dataset, results_dir=ns.results_dir, overrides=_overrides(ns),
+                          seeds=_parse_ints(ns.seeds, "--seeds"), folds=_parse_folds(ns.folds))
     _check_executor(ns, exp.configs)
     if not ns.dry_run:
         start_early(ns.executor)
@@ -153,6 +154,10 @@ def add_cli(sub) -> None:
     p.add_argument("--json", action="store_true",
                    help="with --dry-run: one JSON object per run (run_id, status planned | done | failed-before, "
                         "will_run, note, the full resolved config)")
+    # what the report's fill command names: the seeds and folds a section lacks (a race's folds included)
+    p.add_argument("--seeds", default=None, metavar="S,S,...", help="replace the file's seeds, e.g. 0,1,2")
+    p.add_argument("--folds", default=None, metavar="K|F,F,...",
+                   help="replace the file's folds: K = every fold of a K-fold split, or a list of folds")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("race", help="which backbone? race the file's archs over its (seed, fold) instances",
