@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .logs import append_rows, encode_rows
+from .files import append_rows, encode_rows
 
 
 def write_rows(path: Path, rows: list[dict], fields: list[str]) -> None:

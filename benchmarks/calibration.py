@@ -87,7 +87,7 @@ def bench(*args: str) -> float:
 def world_runs(results: Path, labels: dict[str, str]) -> tuple[pd.DataFrame, dict, dict]:
     """(runs, valid outcomes, test outcomes) of one world: the latest ok row of each (arch, seed, fold), candidate =
     its arch's label; outcomes: run_id -> 0/1 Series by item."""
-    from bench.logs import read_rows
+    from bench.files import read_rows
     from bench.report.outcomes import correct_by_item, read_outcomes
     rows = [r for r in read_rows(results / "runs.csv") if r.get("status") == "ok" and r.get("arch") in labels]
     df = pd.DataFrame(rows).drop_duplicates(["arch", "seed", "fold"], keep="last")

@@ -72,13 +72,13 @@ def plain(b):
 
 def run_harness(cfg, built, state, train, valid, dataset, vocab, lr) -> float:
     from fastai.data.core import DataLoaders
-    from bench.logs import epoch_callback
+    from bench.train.epochlog import EpochLog
     from bench.train.learner import make_learner
     from bench.train.record import MOMS
     built.model.load_state_dict(state)
     dls = DataLoaders(Replay(train, dataset, vocab, "cpu"), Replay(valid, dataset, vocab, "cpu"))
     t0 = time.perf_counter()
-    log = epoch_callback(None, "overhead", "0", console="lines", stream=io.StringIO())  # as `bench run`, minus the file
+    log = EpochLog(None, "overhead", "0", console="lines", stream=io.StringIO())  # as `bench run`, minus the file
     learn = make_learner(cfg, dls, built, cbs=[log])
     learn.unfreeze()
     learn.fit_one_cycle(1, lr, moms=MOMS)  # as phase 2 of `bench run`, validation and metrics included

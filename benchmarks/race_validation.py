@@ -64,7 +64,7 @@ def full_factorial(exp) -> dict:
     """Train every run not recorded yet (in this process: no worker start-up per run), then read back
     {config: (final accuracy or None, training seconds)} from the latest row of each run id."""
     from bench.config import make_config
-    from bench.logs import read_rows
+    from bench.files import read_rows
     from bench.sweep.plan import plan
     from bench.train.protocol import run
     from bench.train.record import index_path
@@ -94,7 +94,7 @@ def recorded(exp, runs_csv: Path) -> dict:
     """{config: (final accuracy or None, training seconds, n_valid)} from a full factorial's runs.csv, matched on
     (arch, seed, fold) and the protocol settings rather than the run id, so results made before the run identity
     changed still count; the latest ok row of each wins."""
-    from bench.logs import read_rows
+    from bench.files import read_rows
     rows = [r for r in read_rows(runs_csv) if r.get("status") == "ok"]
     out = {}
     for cfg in exp.configs:

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from bench.cli import main
-from bench.logs import read_rows
+from bench.files import read_rows
 
 
 def torch_cuda() -> bool:

@@ -273,7 +273,7 @@ def test_show_cli_custom_split(capsys):
 
 
 def _phases(results_dir, row):
-    from bench.logs import read_rows
+    from bench.files import read_rows
     rows = [r for r in read_rows(results_dir / row["epoch_log"]) if r["attempt"] == row["attempt"]]
     return {p: [(r["train_loss"], r["valid_loss"], r["accuracy"]) for r in rows if r["phase"] == p]
             for p in ("1", "2")}

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.logs import append_rows, locked, read_rows, tidy_lock
+from bench.files import append_rows, locked, read_rows, tidy_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,7 +65,7 @@ def test_a_file_replaced_by_hand_is_not_removed(tmp_path):
 COUNTER = """
 import sys, time
 from pathlib import Path
-from bench.logs import locked, tidy_lock
+from bench.files import locked, tidy_lock
 from filelock import Timeout
 counter, n, mode = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 for i in range(n):

@@ -8,13 +8,13 @@ import sys
 import textwrap
 import time
 
-from bench.logs import append_rows, read_rows
+from bench.files import append_rows, read_rows
 
 FIELDS = ["run_id", "payload", "n"]
 
 WRITER = textwrap.dedent("""
     import sys
-    from bench.logs import append_rows
+    from bench.files import append_rows
     path, tag = sys.argv[1], sys.argv[2]
     i = 0
     while True:
@@ -101,7 +101,7 @@ def test_a_write_that_makes_no_progress_raises(tmp_path, monkeypatch):
 def test_unwritable_results_folder_is_one_config_error(tmp_path):
     import pytest
     from bench.config import ConfigError
-    from bench.logs import check_writable
+    from bench.files import check_writable
     (tmp_path / "a_file").write_text("not a folder")
     with pytest.raises(ConfigError, match=r"results_dir: cannot write to .*a_file.*--results-dir"):
         check_writable(tmp_path / "a_file" / "results")

@@ -80,7 +80,7 @@ def test_a_run_scores_every_validation_image_in_order_and_repeats_exactly(tiny_f
 def test_a_run_that_fails_while_writing_its_outcomes_is_failed_and_leaves_no_file(tiny_folder, results_dir,
                                                                                    monkeypatch):
     import bench.sinks as sinks
-    from bench.logs import read_rows
+    from bench.files import read_rows
     from bench.train.protocol import run
     from bench.train.record import index_path
 

@@ -14,7 +14,7 @@ import torch
 from bench.cli import main
 from bench.config import PROFILES, RunConfig
 from bench.console import console_mode, epoch_line, quiet_libraries
-from bench.logs import read_rows
+from bench.files import read_rows
 from bench.train.fastpath import layout_class, memory_format
 
 EPOCH = re.compile(r"^bench: epoch (\d)/2 \(phase (\d) (frozen|unfrozen) 1/1\): train loss \d+\.\d{4}, valid loss "

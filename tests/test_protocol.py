@@ -6,7 +6,8 @@ import csv
 import pytest
 import torch
 
-from bench.logs import EPOCH_FIELDS, read_rows
+from bench.files import read_rows
+from bench.train.epochlog import EPOCH_FIELDS
 from bench.train.prepare import prepare
 from bench.train.protocol import fit_two_phase, run
 from bench.train.record import INDEX_FIELDS, index_path

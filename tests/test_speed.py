@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from bench.train.archs import REGISTRY
-from bench.logs import read_rows
+from bench.files import read_rows
 from bench.train.speed import SPEED_FIELDS, measure, speed_path
 from bench.train.timing import count_gmacs
 

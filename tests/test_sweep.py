@@ -166,7 +166,7 @@ def test_sigkilled_sweep_restarts_to_every_run_exactly_once_even_with_two_sweeps
     deadline = time.monotonic() + 300
     index = results / "runs.csv"
     while time.monotonic() < deadline and first.poll() is None:
-        # a claim file exists only while its run is held (bench.logs.TidyFileLock): one run recorded, another held
+        # a claim file exists only while its run is held (bench.files.TidyFileLock): one run recorded, another held
         claims = list((results / "claims").glob("*.lock")) if (results / "claims").exists() else []
         oks = sum(r["status"] == "ok" for r in index_rows(results)) if index.exists() else 0
         if claims and 1 <= oks < 3:

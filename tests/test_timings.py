@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from conftest import tiny_config
-from bench.logs import read_rows
+from bench.files import read_rows
 from bench.train.record import index_path
 
 SLOW = 0.6  # seconds the fake tracker sleeps at each fit's start and after each epoch

@@ -35,8 +35,8 @@ def read_csv(path: Path, notes: list[str] | None = None) -> pd.DataFrame:
     except FileNotFoundError:
         return pd.DataFrame()
     if text and not text.endswith("\n"):
-        # Writers append whole newline-terminated lines (bench.logs): an unterminated tail is a write in progress
-        # or a killed writer, so it is left out, as bench.logs.read_rows does.
+        # Writers append whole newline-terminated lines (bench.files): an unterminated tail is a write in progress
+        # or a killed writer, so it is left out, as bench.files.read_rows does.
         text = text[: text.rfind("\n") + 1]
         _note(notes, f"{path}: ignored an incomplete last line (a run still writing, or a killed writer)")
     bad: list = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config import RunConfig
-from ..logs import read_rows
+from ..files import read_rows
 from .pool import job_env
 from ..identity import current_run_id
 

@@ -23,7 +23,7 @@ from filelock import FileLock, Timeout
 from ..config import make_config
 from ..console import one_line, quiet_libraries
 from ..identity import current_run_id
-from ..logs import read_rows, tidy_lock
+from ..files import read_rows, tidy_lock
 from ..sinks import RowSpool
 from .plan import satisfied
 
@@ -55,7 +55,7 @@ def claim(job: dict, wait: bool) -> FileLock | None:
     """The run's claim lock, held (blocking until free when `wait`), or None when another process holds it."""
     path = claim_path(job["config"]["results_dir"], job["run_id"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = tidy_lock(path, timeout=-1 if wait else 0)  # its file is removed on release (bench.logs.TidyFileLock)
+    lock = tidy_lock(path, timeout=-1 if wait else 0)  # its file is removed on release (bench.files.TidyFileLock)
     try:
         lock.acquire()
     except Timeout:

@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 
 from ..config import cache_dir
-from ..logs import atomic_write, versions
+from ..files import atomic_write
+from ..provenance import versions
 from .archs import ArchSpec, count_params_1k
 from .packaged import PACKAGES
 

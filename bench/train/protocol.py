@@ -13,9 +13,9 @@ from ..config import RunConfig
 from ..data.loaders import make_dls, stats_label
 from ..console import one_line
 from ..identity import ids
-from ..logs import epoch_callback
 from ..sinks import FileSink
 from .archs import arch_for, count_params_1k
+from .epochlog import EpochLog
 from .estimate import estimate_callback
 from .fastpath import keep_freed_memory
 from .learner import build_model, effective_top_k, make_learner, resolve_device, seed_all
@@ -54,7 +54,7 @@ def run(cfg: RunConfig, prepared: Prepared | None = None, sink=None) -> dict:
         built = build_model(cfg, n_classes=len(dls.vocab))
         check_weights_used(built.weights_used, p.ident["weights"])
         k = effective_top_k(cfg.top_k, len(dls.vocab))
-        logger = epoch_callback(epoch_log, p.run_id, attempt, k=k, total=cfg.head_epochs + cfg.ft_epochs, sink=sink)
+        logger = EpochLog(epoch_log, p.run_id, attempt, k=k, total=cfg.head_epochs + cfg.ft_epochs, sink=sink)
         # one `bench: estimated ... per run` line from the first batches (bench.train.estimate)
         estimate = estimate_callback(cfg.head_epochs, cfg.ft_epochs, p.run_id)
         learn = make_learner(cfg, dls, built, cbs=[logger, estimate] + ([tracker] if tracker else []))

@@ -11,7 +11,8 @@ import torch
 
 from ..config import RunConfig
 from ..identity import ids
-from ..logs import append_rows, git_sha, host, versions
+from ..files import append_rows
+from ..provenance import git_sha, host, versions
 
 MOMS = (0.95, 0.85, 0.95)  # fastai fit_one_cycle's momentum schedule; it overrides Adam's mom=0.9 while fitting
 

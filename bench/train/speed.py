@@ -18,7 +18,8 @@ from pathlib import Path
 
 from ..config import ConfigError, make_config
 from ..console import one_line, recorded_or_exit
-from ..logs import append_rows, check_writable, git_sha, host, versions
+from ..files import append_rows, check_writable
+from ..provenance import git_sha, host, versions
 from .archs import count_params_1k, get_arch
 from .fastpath import keep_freed_memory, memory_format
 from .timing import (N_CLASSES, PeakMemory, count_gmacs, make_clock, synchronizer, synthetic_dls,

@@ -25,7 +25,8 @@ from fastai.callback.core import Callback
 
 from ..config import RunConfig
 from ..console import console_mode, one_line
-from ..logs import EPOCH_FIELDS, encode_rows
+from ..files import encode_rows
+from .epochlog import EPOCH_FIELDS
 
 CURVES = ("phase", "train_loss", "valid_loss", "accuracy", "top_k_accuracy", "lr", "mom", "seconds", "train_seconds")
 FINAL = ("final_accuracy", "best_accuracy", "best_epoch", "final_top_k", "final_valid_loss", "total_seconds",
