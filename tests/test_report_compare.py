@@ -170,3 +170,18 @@ def test_published_figures_only_beside_runs_of_the_article_protocol(tmp_path, ar
     # issue 16: a 2-epoch run was shown beside the article's 10+10-epoch figure
     rows = three("resnet34", 0.6, dataset="plants", **{"img_size": 224, "batch_size": 64, **ARTICLE, **change})
     assert np.isnan(build(tmp_path, rows).summary.published_acc.iloc[0])
+
+
+def test_one_content_under_two_names_stays_current_when_one_name_moves_on(tmp_path):
+    """Staleness is judged per content (issue 24, case 10): fp-a is current under `one`, so the runs of fp-a
+    recorded under `two` (whose newest content is fp-b) are not stale: n = 6, not 3."""
+    rows = ([{**r, "attempt": "20240101T000000000000"} for r in three("resnet50", 0.5, dataset="one",
+                                                                       dataset_fingerprint="fp-a", split_hash="sh-a")]
+            + [{**r, "attempt": "20240101T000000000001"} for r in [run_row("resnet50", s, 0.5, dataset="two",
+                                                                           dataset_fingerprint="fp-a", split_hash="sh-a")
+                                                                   for s in range(3, 6)]]
+            + [{**r, "attempt": "20250101T000000000000"} for r in three("resnet50", 0.9, dataset="two",
+                                                                       dataset_fingerprint="fp-b")])
+    result = build(tmp_path, rows)
+    assert result.stale.empty
+    assert sorted(result.summary.n.tolist()) == [3, 6]

@@ -87,18 +87,26 @@ def variant_labels(runs: pd.DataFrame, ident: pd.DataFrame) -> pd.Series:
 
 def mark_stale(runs: pd.DataFrame) -> pd.Series:
     """Why a row is stale ('' if current): per dataset the newest row's fingerprint is the current version; then,
-    per (dataset, split_seed, n_folds), the newest row's split hash is the current split. Unrecorded = current."""
+    per (dataset content, split_seed, n_folds), the newest row's split hash is the current split. Unrecorded = current."""
     reason = pd.Series("", index=runs.index, dtype=object)
     order = runs.sort_values(["attempt", "timestamp"], na_position="first", kind="stable")
     fp = order.get("dataset_fingerprint", pd.Series(index=order.index, dtype=object)).fillna("").astype(str)
+    # judged per content: a fingerprint that is still some name's newest is current under every name (one content
+    # recorded under two spellings, one of which later moved on, keeps all its runs)
+    newest = {}
     for _, d in order.groupby("dataset", sort=False):
         known = fp[d.index][fp[d.index] != ""]
         if len(known):
-            old = known.index[known != known.iloc[-1]]
+            newest[d.index[0]] = known.iloc[-1]
+    current_fps = set(newest.values())
+    for _, d in order.groupby("dataset", sort=False):
+        known = fp[d.index][fp[d.index] != ""]
+        if len(known):
+            old = known.index[~known.isin(current_fps)]
             reason[old] = "older dataset version (fingerprint " + known[old] + ", now " + known.iloc[-1] + ")"
     sh = order.get("split_hash", pd.Series(index=order.index, dtype=object)).fillna("").astype(str)
     current = order[reason[order.index] == ""]
-    keys = [c for c in ["dataset", "split_seed", "n_folds"] if c in current]
+    keys = [c for c in ["dataset_fingerprint", "split_seed", "n_folds"] if c in current]  # per content too
     for _, d in current.fillna({c: "" for c in keys}).groupby(keys, sort=False):
         known = sh[d.index][sh[d.index] != ""]
         if len(known):
