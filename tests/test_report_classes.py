@@ -53,6 +53,10 @@ def test_every_section_states_its_majority_baseline_and_who_is_not_above_it(clas
     assert s.loc["resnet34", "p_above_majority"] < 1e-6
     md = (classes_report.html.with_suffix("") / "summary.md").read_text()
     assert "Majority-class baseline: 60.0 %" in md
+    # the verdict says it too, at the top of the page and on the command line
+    warn = "Majority-class baseline 60.0 % (always 'ok'); not above it beyond noise: resnet50 (61.0 %)."
+    assert classes_report.baselines["digits"] == warn
+    assert page.index(warn.replace("'", "&#x27;")) < page.index("<table class=\"sortable main\">")
 
 
 def test_unbalanced_classes_get_balanced_accuracy_recall_and_confusion_matrices(classes_report):

@@ -6,6 +6,7 @@ a sweep that is still running.
 from __future__ import annotations
 
 import argparse
+import html
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from .races import Race, load_races, race_html, race_markdown
 from .reference import add_published, article_datasets, load_reference
 from .tables import (ReportError, filter_runs, instance_sets, label_models, lacking, latest_attempts, load_curves,
                      load_runs, read_csv, summarise)
-from ..stats import Verdict
+from ..stats import MARGIN, Verdict
 from .verdicts import COMP_COLS, correctness, pairwise, section_verdict
 
 
@@ -38,6 +39,7 @@ class ReportResult:
     races: list[Race] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     pretraining: pd.DataFrame = field(default_factory=pd.DataFrame)  # contrasts.pretraining: ImageNet vs random
+    baselines: dict[str, str] = field(default_factory=dict)  # as decisions: who is not above the majority class
 
 
 def output_name(**filters: str | None) -> str:
@@ -46,8 +48,8 @@ def output_name(**filters: str | None) -> str:
     return "-".join(["report", *(slug(v) for v in filters.values() if v)])
 
 
-def _verdicts(ok: pd.DataFrame, outcomes: dict) -> dict:
-    return {sec: section_verdict(d, outcomes) for sec, d in ok.groupby("section", sort=False)}
+def _verdicts(ok: pd.DataFrame, outcomes: dict, margin: float = MARGIN) -> dict:
+    return {sec: section_verdict(d, outcomes, margin=margin) for sec, d in ok.groupby("section", sort=False)}
 
 
 def _fills(ok: pd.DataFrame, summary: pd.DataFrame, results_dir: Path) -> dict:
@@ -100,7 +102,7 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
     stale = latest_attempts(runs[runs.stale != ""])[0]
     outcomes = correctness(results_dir, ok)
     gains = contrasts.pretraining(ok, outcomes)
-    verdicts = _verdicts(ok, outcomes)
+    verdicts = _verdicts(ok, outcomes, margin)
     comps = pd.concat([pairwise(d, outcomes, d.dataset.iloc[0], sec) for sec, d in ok.groupby("section", sort=False)]
                       or [pd.DataFrame(columns=COMP_COLS)], ignore_index=True)
     summary = summarise(ok, failed, read_csv(results_dir / "speed.csv", notes), verdicts)
@@ -134,7 +136,7 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
                             "dataset", "model", "run_id", "seed", "fold", "final_accuracy", "timestamp", "stale"]))]:
         frame.to_csv(art / f"{part}.csv", index=False)
         files.append(art / f"{part}.csv")
-    sections, decisions, tops, md = [], {}, [], ["# Benchmark report\n", "## Verdicts\n"]
+    sections, decisions, baselines, tops, md = [], {}, {}, [], ["# Benchmark report\n", "## Verdicts\n"]
     md_sections = [race_markdown(r) for r in races]
     keys = list(dict.fromkeys(summary.section))
     for ds in dict.fromkeys([*summary.dataset, *stale.dataset]):
@@ -148,6 +150,7 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
                 Decision("No current runs.")
             title = s.protocol_text.iloc[0] if len(s) else ""
             decisions[ds if len(secs) < 2 else f"{ds} ({title})"] = d
+            warn = baselines[ds if len(secs) < 2 else f"{ds} ({title})"] = perclass.warning(classes.get(sec))
             sc = classes.get(sec)
             images = _plots(art, ds, sec, len(secs), s, ok, curves, sc) if sec else []
             files += [p for _, p in images]
@@ -155,12 +158,13 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
             balanced = bool(sc is not None and sc.baseline is not None and sc.baseline.unbalanced)
             hint = gmacs_hint(s)
             todo = "".join(f"- `{c}`\n" for c in d.todo)
-            md += [f"- **{ds}** ({title}): {d.sentence}\n", todo]
+            md += [f"- **{ds}** ({title}): {d.sentence}" + (f" {warn}" if warn else "") + "\n", todo]
             md_sections += [f"## {ds}: {title}\n", classes_markdown(sc, picked), markdown_table(s, mine, balanced),
                             f"GMACs missing: `{hint}`\n" if hint else "",
                             f"{len(old)} stale run(s) not averaged in.\n" if len(old) and i == 0 else ""]
             md_sections += [f"![{t}]({p.name})\n" for t, p in images]
-            tops.append(verdict_html(ds, title, d, s, pretraining if i == 0 else ""))
+            tops.append(verdict_html(ds, title, d, s, (f"<p class=warn>{html.escape(warn)}</p>" if warn else "")
+                                     + (pretraining if i == 0 else "")))
             sections.append(html_section(ds, title, s, comps[comps.section == sec], images,
                                          old if i == 0 else old.iloc[:0], mine,
                                          (baseline_html(sc), classes_html(sc, picked)), balanced))
@@ -172,12 +176,24 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
     report.write_text(html_page(sections, notes, filters, len(ok), len(failed), race_part,
                                 bool(set(summary.dataset) & article), "".join(tops)), encoding="utf-8")
     return ReportResult(report, [*files, report], summary, comps, failed, stale, decisions, verdicts, races, notes,
-                        gains)
+                        gains, baselines)
+
+
+def _margin(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"--margin {text!r}: an accuracy difference as a fraction in [0, 1), "
+                                         f"e.g. {MARGIN:g} for {100 * MARGIN:g} pp")
+    return v
 
 
 def _run_cli(args: argparse.Namespace) -> int:
     try:
-        result = build_report(args.results_dir, args.out, args.dataset, args.experiment, args.family)
+        result = build_report(args.results_dir, args.out, args.dataset, args.experiment, args.family,
+                              margin=args.margin)
     except ReportError as e:
         print(f"bench: error: {e}", file=sys.stderr)
         return 2
@@ -185,6 +201,8 @@ def _run_cli(args: argparse.Namespace) -> int:
         print(race.summary())
     for sec, d in result.decisions.items():
         print(f"[{sec}] {d.sentence}")
+        if result.baselines.get(sec):
+            print(f"  baseline: {result.baselines[sec]}")
         for command in d.todo:
             print(f"  fill: {command}")
     for r in result.pretraining.itertuples():
@@ -201,5 +219,9 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="only this dataset")
     p.add_argument("--experiment", help="only runs of this experiment (sweep file stem)")
     p.add_argument("--family", help="only this architecture family")
+    p.add_argument("--margin", type=_margin, default=MARGIN,
+                   help=f"accuracy difference under which two candidates are practically the same, as a fraction "
+                        f"(default {MARGIN:g} = {100 * MARGIN:g} pp): the verdict says 'equivalent' when a gap's "
+                        "interval lies within it")
     p.set_defaults(func=_run_cli)
     return p

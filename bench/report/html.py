@@ -210,7 +210,7 @@ code{background:#f3f3f3;padding:0 3px}figure{display:inline-block;margin:8px}img
 table.grid td.alive{color:#2a7a2a;text-align:center}table.grid td.out{color:#a00;text-align:center}
 .meter{width:320px;height:10px;background:#eee;margin:4px 0 8px}.meter div{height:100%;background:#2a7a2a}
 .verdict h3{margin:14px 0 2px}.baseline{font-size:14px}.test{border-left:5px solid #888;padding:2px 12px;margin:10px 0}
-.meta{color:#555}.method{font-size:13px;color:#444}"""
+.meta{color:#555}.method{font-size:13px;color:#444}.warn{color:#a00;font-weight:600}"""
 
 
 def html_page(sections, notes, filters, n_ok, n_failed, races: str = "", article: bool = False,

@@ -170,3 +170,12 @@ def sentences(sc: SectionClasses) -> list[str]:
     if sc.missing:
         out.append(f"{sc.missing} run(s) have no per-image outcomes and are left out of these figures.")
     return out
+
+
+def warning(sc: SectionClasses | None) -> str:
+    """One sentence for the verdict when a candidate is not above the majority baseline beyond noise, else ''."""
+    if sc is None or sc.baseline is None or not len(sc.below()):
+        return ""
+    names = ", ".join(f"{r.model} ({100 * r.accuracy:.1f} %)" for r in sc.below().itertuples())
+    return (f"Majority-class baseline {100 * sc.baseline.share:.1f} % (always {sc.baseline.majority!r}); not above "
+            f"it beyond noise: {names}.")
