@@ -31,6 +31,8 @@ def test_same_seed_same_numbers_and_schema(tiny_folder, results_dir):
     ma, mb = _epoch_metrics(results_dir, a), _epoch_metrics(results_dir, b)
     assert len(ma) == 2 and [m[0] for m in ma] == ["1", "2"]
     assert ma == mb, "two runs with the same seed must give identical per-epoch numbers"
+    # the same instance in the same execution context (recorded beside the row, not hashed: issue 23)
+    assert a["context"] == b["context"] and " · 0 loader workers" in a["context"] and "thread" in a["context"]
     # a different seed really changes the numbers (so the equality above is not vacuous)
     c = run(cfg.replace(seed=4))
     assert c["run_id"] != a["run_id"]

@@ -21,7 +21,7 @@ from .fastpath import keep_freed_memory
 from .learner import build_model, effective_top_k, make_learner, resolve_device, seed_all
 from .outcomes import record_outcomes
 from .prepare import Prepared, prepare
-from .realise import context, numeric_precision
+from .realise import context, loader_workers, numeric_precision
 from .record import (INDEX_FIELDS, MOMS, base_row, check_trained, device_name, final_metrics, index_path,
                      now_attempt)
 from .track import tracker_for
@@ -62,7 +62,7 @@ def run(cfg: RunConfig, prepared: Prepared | None = None, sink=None) -> dict:
                    source=built.spec.source, weights_used=built.weights_used, normalize=stats_label(stats),
                    n_classes=len(dls.vocab), n_train=len(dls.train_ds), n_valid=len(dls.valid_ds),
                    device=device_name(device), memory_format=learn.memory_format, params_1k=count_params_1k(built.spec),
-                   context=context(device, row["threads"], learn.memory_format, dls.train.num_workers),
+                   context=context(device, row["threads"], learn.memory_format, loader_workers(dls)),
                    params_total=sum(q.numel() for q in learn.model.parameters()))
 
         learn.freeze()

@@ -18,10 +18,10 @@ from ..config import RunConfig
 from ..identity import CORE_LIBRARIES
 from .archs import ArchSpec
 from .fastpath import memory_format
+from .libraries import LIBRARIES
 
 # the package whose code builds each source's bodies (and so whose version changes their numbers)
-LIBRARY = {"torchvision": "torchvision", "fastai": "fastai", "pytorchcv": "pytorchcv", "geffnet": "geffnet",
-           "timm": "timm"}
+LIBRARY = {lib.name: lib.package for lib in LIBRARIES.values()}
 
 
 @lru_cache(maxsize=None)
@@ -89,6 +89,13 @@ def context(device: torch.device, threads: int, memory_format_used: str, num_wor
         parts.append(f"{threads} thread{'s' if threads != 1 else ''}")
     parts += [memory_format_used, f"{num_workers} loader worker{'s' if num_workers != 1 else ''}"]
     return " · ".join(parts)
+
+
+def loader_workers(dls) -> int:
+    """The DataLoader worker processes a run's training loader really uses (fastai keeps its own counter in
+    `DataLoader.num_workers`, 1 in the main process; the count it hands torch is on its `fake_l`)."""
+    loader = dls.train
+    return int(getattr(getattr(loader, "fake_l", loader), "num_workers", 0) or 0)
 
 
 def thread_count(cfg: RunConfig) -> int:
