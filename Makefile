@@ -1,7 +1,7 @@
 # Two commands do all set-up on a fresh machine: `make bench ARCH=resnet18` and `make test`.
 # The first call creates .venv and installs everything, torch pinned first. PyPI's torch for Linux x86_64 is its
 # CUDA build, whatever the machine: torch 1.2 GB + nvidia-* CUDA libraries 3.2 GB + triton 0.9 GB of a ~6.8 GB
-# venv (README, "Install"); on this kind of machine pip takes those wheels from local disk, not the network.
+# venv (docs/benchmarks.md, "Install"); on this kind of machine pip takes those wheels from local disk.
 PYTHON ?= python3
 SHELL  := /bin/bash
 .SHELLFLAGS := -o pipefail -c
