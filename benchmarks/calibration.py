@@ -9,15 +9,9 @@ verdicts see; each run is also scored on the test images, which no decision uses
 test-set gap of the same trained models (same images, same seeds): mean over the shared seeds of test accuracy
 (best - candidate), with its standard error over the test images (from the per-image outcomes).
 
-Scored (calibration_claims.csv, one row per claim; calibration_verdicts.csv, one row per verdict):
-- a "worse" claim (the report's "worse beyond noise", a race's elimination) is *contradicted* when the test gap is
-  <= 0 (the candidate is at least as good on new images) and *unconfirmed* when the test images cannot confirm it
-  (one-sided 95 % test on the 10,000 images does not reject; contradicted ones included);
-- an "equivalent" claim is contradicted when the test gap is outside +-margin;
-- a printed interval [lo, hi] covers when it holds the test gap (its stated level: 1 - the comparison's level);
-- a verdict holds the truly best when its pick (use / equivalent) or its tied set (tie; a race's survivors) holds a
-  model within the margin of the best on the test images (all 5 seeds);
-- a race costs runs_used / the full factorial's runs.
+What is scored, and how (calibration_score.py): each claim of the report's verdict on all of a world's runs and of
+the race's (its looks and its final verdict) against the test gap of the same models; the CSVs go to
+benchmarks/data/ (calibration_runs, _claims, _verdicts, _summary), the figures to docs/benchmarks.md.
 
     .venv/bin/python benchmarks/calibration.py --worlds 6 --per-class 100     # trains; resumable
     .venv/bin/python benchmarks/calibration.py --worlds 6 --score-only        # scores what is there
@@ -36,8 +30,9 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from calibration_score import CLAIM_COLUMNS, score_race, score_verdict, summarise, truly_best  # noqa: E402
 EXPERIMENT = ROOT / "experiments" / "calibration.yaml"
-Z95 = 1.6448536269514722  # one-sided 95 %
 
 
 def draw_worlds(source: Path, out: Path, n_worlds: int, per_class: int, seed: int = 0) -> list[Path]:
@@ -74,13 +69,16 @@ def _link(src: Path, dest: Path, names) -> None:
                 shutil.copyfile(src / name, dest / name)
 
 
-def bench(*args: str) -> float:
-    """One bench command (its own process, as a user types it); its wall seconds. A failure stops everything."""
+def bench(*args: str, fatal: bool = True) -> float:
+    """One bench command (its own process, as a user types it); its wall seconds (nan if it failed and not fatal)."""
     t0 = time.monotonic()
     cmd = [str(ROOT / ".venv" / "bin" / "bench"), *args]
     print("$", " ".join(cmd), flush=True)
     if subprocess.run(cmd, env={**os.environ, "BENCH_CONSOLE": "off"}).returncode:
-        raise SystemExit(f"calibration: {' '.join(cmd)} failed")
+        if fatal:
+            raise SystemExit(f"calibration: {' '.join(cmd)} failed")
+        print(f"calibration: {' '.join(cmd)} failed; scored without it (--score-only --race again)", flush=True)
+        return float("nan")
     return time.monotonic() - t0
 
 
@@ -105,125 +103,6 @@ def world_runs(results: Path, labels: dict[str, str]) -> tuple[pd.DataFrame, dic
                  "train_s"]].reset_index(drop=True), valid, test
 
 
-def test_gap(runs: pd.DataFrame, test: dict, a: str, b: str, seeds=None) -> tuple[float, float]:
-    """(test accuracy of a - b, its standard error over the test images) on the seeds both ran (or `seeds`): the
-    same trained models the verdict compared, scored on the 10,000 new images."""
-    pa, pb = (runs[runs.candidate == c].set_index("seed") for c in (a, b))
-    shared = [s for s in pa.index.intersection(pb.index) if seeds is None or s in seeds]
-    ids = [(pa.run_id[s], pb.run_id[s]) for s in shared]
-    if ids and all(i in test and j in test for i, j in ids):
-        d = np.mean([test[i].to_numpy() - test[j].reindex(test[i].index).to_numpy() for i, j in ids], axis=0)
-        return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
-    gaps = [pa.test_accuracy[s] - pb.test_accuracy[s] for s in shared]  # no per-image file: no error bar
-    return (float(np.mean(gaps)) if gaps else np.nan), np.nan
-
-
-def claim_row(world: str, source: str, claim: str, best: str, cand: str, gap: tuple, margin: float,
-              lo: float = np.nan, hi: float = np.nan, level: float = np.nan) -> dict:
-    g, se = gap
-    row = dict(world=world, source=source, claim=claim, best=best, candidate=cand, test_gap=g, test_se=se,
-               lo=lo, hi=hi, level=level, covered=bool(lo <= g <= hi) if np.isfinite(lo) else np.nan)
-    if claim == "worse":
-        row["contradicted"] = bool(g <= 0)
-        row["unconfirmed"] = bool(not (g - Z95 * se > 0)) if np.isfinite(se) else bool(g <= 0)
-    elif claim == "equivalent":
-        row["contradicted"] = bool(abs(g) > margin)
-        row["unconfirmed"] = bool(not (abs(g) + Z95 * se < margin)) if np.isfinite(se) else bool(abs(g) > margin)
-    else:
-        row["contradicted"] = row["unconfirmed"] = False
-    return row
-
-
-def truly_best(runs: pd.DataFrame) -> pd.Series:
-    """Each candidate's mean test accuracy over all its seeds, best first."""
-    return runs.groupby("candidate").test_accuracy.mean().sort_values(ascending=False)
-
-
-def holds_best(chosen: list[str], truth: pd.Series, margin: float) -> bool:
-    return bool(chosen) and float(truth[chosen].max()) >= float(truth.iloc[0]) - margin
-
-
-def score_report(world: str, runs: pd.DataFrame, valid: dict, test: dict, verdict_fn, alpha: float,
-                 margin: float) -> tuple[list[dict], dict]:
-    """The report's verdict on all of the world's runs, its claims held against the test images."""
-    cost = {c: {"train_s": float(d.train_s.mean())} for c, d in runs.groupby("candidate")}
-    v = verdict_fn(runs[["candidate", "seed", "fold", "run_id", "final_accuracy", "n_valid"]], valid,
-                   alpha=alpha, margin=margin, cost=cost)
-    claims = [claim_row(world, "report", r["claim"], r["versus"], r["candidate"],
-                        test_gap(runs, test, r["versus"], r["candidate"]), margin, r["lo"], r["hi"], r["level"])
-              for r in v.comparisons.to_dict("records") if r["claim"] != "not compared"]
-    truth = truly_best(runs)
-    chosen = [v.pick] if v.kind == "use" else list(v.equivalent) if v.kind == "equivalent" else \
-        list(getattr(v, "tied", []) or [])
-    return claims, dict(world=world, source="report", kind=v.kind, pick=v.pick or "", chosen=";".join(chosen),
-                        truly_best=truth.index[0], best_test=truth.iloc[0],
-                        chosen_test=float(truth[chosen].max()) if chosen else np.nan,
-                        holds_best=holds_best(chosen, truth, margin),
-                        pick_holds_best=holds_best([v.pick] if v.pick else [], truth, margin),
-                        runs_used=len(runs), full_runs=len(runs), words=v.words)
-
-
-def score_race(world: str, results: Path, runs: pd.DataFrame, test: dict, margin: float) -> tuple[list, dict]:
-    """The race's log: each elimination (eliminated vs that round's leader, on the seeds seen so far) and the end."""
-    logs = sorted((results / "races").glob("*.csv"), key=lambda p: p.stat().st_mtime)
-    if not logs:
-        return [], {}
-    log = pd.read_csv(logs[-1], dtype=str, keep_default_na=False)
-    seeds = [s.split()[1] for s in log["instance"]]  # "seed S fold F"
-    claims = []
-    for i, r in enumerate(log.to_dict("records")):
-        failed = set(filter(None, r["failed"].split(";")))
-        for cand in filter(None, r["eliminated"].split(";")):
-            if cand not in failed:
-                claims.append(claim_row(world, "race", "worse", r["best"], cand,
-                                        test_gap(runs, test, r["best"], cand, seeds[:i + 1]), margin))
-    last = log.iloc[-1]
-    survivors = [s for s in last["survivors"].split(";") if s]
-    truth = truly_best(runs)
-    chosen = survivors[:1] if last["decision"] in ("winner", "use") else survivors
-    return claims, dict(world=world, source="race", kind=last["decision"], pick=survivors[0] if survivors else "",
-                        chosen=";".join(chosen), truly_best=truth.index[0], best_test=truth.iloc[0],
-                        chosen_test=float(truth[chosen].max()) if chosen else np.nan,
-                        holds_best=holds_best(chosen, truth, margin),
-                        pick_holds_best=holds_best(survivors[:1], truth, margin),
-                        runs_used=int(last["runs_used"]), full_runs=int(last["full_factorial_runs"]),
-                        words=f"{last['decision']}: {', '.join(survivors)}")
-
-
-def share(flags: pd.Series) -> str:
-    """'x/n = p %' with the exact (Clopper-Pearson) 95 % interval: the counts here are small."""
-    from scipy.stats import binomtest
-    flags = flags.dropna().astype(bool)
-    if flags.empty:
-        return "none"
-    k, n = int(flags.sum()), len(flags)
-    ci = binomtest(k, n).proportion_ci()
-    return f"{k}/{n} = {100 * k / n:.0f} % [{100 * ci.low:.0f}, {100 * ci.high:.0f}]"
-
-
-def summarise(claims: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
-    """One row per world and source (report, race), and pooled ('all'): the published figures."""
-    rows = []
-    for world in [*sorted(verdicts.world.unique()), "all"]:
-        for source in ("report", "race"):
-            c = claims[(claims.source == source) & ((claims.world == world) | (world == "all"))]
-            v = verdicts[(verdicts.source == source) & ((verdicts.world == world) | (world == "all"))]
-            if v.empty:
-                continue
-            worse, eq = c[c.claim == "worse"], c[c.claim == "equivalent"]
-            cov = c[c.covered.notna()] if "covered" in c else c.iloc[:0]
-            rows.append(dict(
-                world=world, source=source, verdicts=len(v), kinds=" ".join(f"{k} {n}" for k, n in
-                                                                          v.kind.value_counts().items()),
-                worse_claims=len(worse), worse_contradicted=share(worse.contradicted),
-                worse_unconfirmed=share(worse.unconfirmed), equivalent_claims=len(eq),
-                equivalent_contradicted=share(eq.contradicted), intervals=len(cov), coverage=share(cov.covered),
-                stated_coverage=f"{100 * (1 - cov.level.astype(float).max()):.1f} %" if len(cov) else "",
-                holds_best=share(v.holds_best), pick_holds_best=share(v[v.pick != ""].pick_holds_best),
-                cost_pct=f"{100 * v.runs_used.sum() / v.full_runs.sum():.0f} %"))
-    return pd.DataFrame(rows)
-
-
 def load_verdict(spec: str | None):
     """The verdict function scored: bench.stats.verdict, or MODULE:FUNCTION (another rule, same signature)."""
     import importlib
@@ -241,15 +120,13 @@ def score(worlds: list[Path], out: Path, labels: dict, verdict_fn, alpha: float,
             print(f"{world.name}: no runs yet", flush=True)
             continue
         truth.append(runs.drop(columns="run_id").assign(world=world.name))
-        c, v = score_report(world.name, runs, valid, test, verdict_fn, alpha, margin)
+        c, v = score_verdict(world.name, "report", runs, valid, test, verdict_fn, alpha, margin, truly_best(runs))
         claims += c
         verdicts.append(v)
-        c, v = score_race(world.name, results, runs, test, margin)
+        c, v = score_race(world.name, results, runs, valid, test, verdict_fn, alpha, margin)
         claims += c
         verdicts += [v] if v else []
-    cols = ["world", "source", "claim", "best", "candidate", "test_gap", "test_se", "lo", "hi", "level", "covered",
-            "contradicted", "unconfirmed"]
-    return pd.DataFrame(claims, columns=cols), pd.DataFrame(verdicts), pd.concat(truth, ignore_index=True)
+    return pd.DataFrame(claims, columns=CLAIM_COLUMNS), pd.DataFrame(verdicts), pd.concat(truth, ignore_index=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=str(ROOT / "benchmarks" / "data"), help="where the CSVs go")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--score-only", action="store_true", help="train nothing: score the runs that are there")
+    ap.add_argument("--races-only", action="store_true",
+                    help="race each world again on its runs (the old race log set aside), no sweep")
     ap.add_argument("--verdict", help="MODULE:FUNCTION to score instead of bench.stats:verdict")
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--margin", type=float, default=0.005)
@@ -272,8 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     for world in worlds if not args.score_only else []:
         results = out / world.name
         common = ["--dataset", str(world), "--results-dir", str(results), "--workers", str(args.workers)]
-        t_sweep = bench("sweep", str(EXPERIMENT), *common)
-        t_race = bench("race", str(EXPERIMENT), *common, "--alpha", str(args.alpha))
+        if args.races_only:
+            for old in (results / "races").glob("*.csv"):  # a race under another rule: a new race, not a replay
+                old.rename(old.with_suffix(f".{int(old.stat().st_mtime)}.old"))
+        t_sweep = 0.0 if args.races_only else bench("sweep", str(EXPERIMENT), *common)
+        t_race = bench("race", str(EXPERIMENT), *common, "--alpha", str(args.alpha), fatal=False)
         with open(out / "timings.csv", "a") as f:
             f.write(f"{world.name},{t_sweep:.0f},{t_race:.0f},{time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
     exp = load_experiment(EXPERIMENT, dataset=str(worlds[0]), results_dir=str(out / worlds[0].name))

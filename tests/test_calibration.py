@@ -20,6 +20,12 @@ def cal():
     return mod
 
 
+@pytest.fixture(scope="module")
+def sc(cal):
+    import calibration_score  # beside calibration.py, which put its folder on sys.path
+    return calibration_score
+
+
 def fake_source(root: Path, per_class: int = 7, n_test: int = 3) -> Path:
     for split, n in (("train", per_class), ("test", n_test)):
         for c in ("bag", "coat"):
@@ -61,12 +67,12 @@ def runs_and_test(gaps: dict[str, float], n_test: int = 2000, seeds=("1", "2", "
     return pd.DataFrame(rows), test
 
 
-def test_test_gap_is_the_same_models_on_the_test_images(cal):
+def test_test_gap_is_the_same_models_on_the_test_images(sc):
     runs, test = runs_and_test({"B": 0.02})
-    g, se = cal.test_gap(runs, test, "A", "B")
+    g, se = sc.test_gap(runs, test, "A", "B")
     acc = runs.groupby("candidate").test_accuracy.mean()
     assert g == pytest.approx(acc["A"] - acc["B"]) and 0.015 < g < 0.025 and 0 < se < 0.005
-    g1, _ = cal.test_gap(runs, test, "A", "B", seeds=["1"])
+    g1, _ = sc.test_gap(runs, test, "A", "B", seeds=["1"])
     assert g1 == pytest.approx(g)
 
 
@@ -78,8 +84,8 @@ def test_test_gap_is_the_same_models_on_the_test_images(cal):
     ("equivalent", 0.008, 0.001, True, True),
     ("not separated", 0.05, 0.001, False, False),  # no claim made, none to contradict
 ])
-def test_claims_against_the_test_gap(cal, claim, gap, se, contradicted, unconfirmed):
-    row = cal.claim_row("w", "report", claim, "A", "B", (gap, se), 0.005, lo=0.0, hi=0.004)
+def test_claims_against_the_test_gap(sc, claim, gap, se, contradicted, unconfirmed):
+    row = sc.claim_row("w", "report", claim, "A", "B", (gap, se), 0.005, lo=0.0, hi=0.004)
     assert (row["contradicted"], row["unconfirmed"]) == (contradicted, unconfirmed)
     assert row["covered"] == (0.0 <= gap <= 0.004)
 
@@ -92,33 +98,56 @@ def fake_verdict(kind, pick, comparisons, equivalent=(), tied=()):
     return verdict
 
 
-def test_a_report_verdict_is_scored_against_the_truly_best(cal):
+def test_a_report_verdict_is_scored_against_the_truly_best(sc):
     runs, test = runs_and_test({"B": 0.003, "C": 0.05})
-    comps = [dict(candidate="B", versus="A", claim="worse", lo=0.004, hi=0.02, level=0.01),
-             dict(candidate="C", versus="A", claim="worse", lo=0.03, hi=0.07, level=0.01)]
-    claims, v = cal.score_report("w1", runs, {}, test, fake_verdict("use", "A", comps), 0.05, 0.005)
+    comps = [dict(candidate="B", versus="A", claim="worse", lo=0.004, hi=0.02, level=0.01, n=3),
+             dict(candidate="C", versus="A", claim="worse", lo=0.03, hi=0.07, level=0.01, n=3)]
+    truth = sc.truly_best(runs)
+    claims, v = sc.score_verdict("w1", "report", runs, {}, test, fake_verdict("use", "A", comps), 0.05, 0.005, truth)
     assert [c["contradicted"] for c in claims] == [False, False]
     assert [c["covered"] for c in claims] == [False, True]   # B's gap (0.3 pp) lies below its printed interval
     assert v["holds_best"] and v["truly_best"] == "A"
     # picking C (5 pp behind on the test images) does not hold the best; picking B (0.3 pp) does, within 0.5 pp
-    _, v = cal.score_report("w1", runs, {}, test, fake_verdict("use", "C", []), 0.05, 0.005)
+    _, v = sc.score_verdict("w1", "report", runs, {}, test, fake_verdict("use", "C", []), 0.05, 0.005, truth)
     assert not v["holds_best"]
-    _, v = cal.score_report("w1", runs, {}, test, fake_verdict("equivalent", "B", [], equivalent=["B", "C"]),
-                            0.05, 0.005)
+    _, v = sc.score_verdict("w1", "report", runs, {}, test, fake_verdict("equivalent", "B", [],
+                                                                          equivalent=["B", "C"]), 0.05, 0.005, truth)
     assert v["holds_best"] and v["chosen"] == "B;C"
 
 
-def test_race_eliminations_are_held_against_the_seeds_seen(cal, tmp_path):
+def test_race_looks_and_final_verdict_are_held_against_the_seeds_it_ran(sc, tmp_path):
     runs, test = runs_and_test({"B": -0.01, "C": 0.05})  # B is truly best
     (tmp_path / "races").mkdir()
-    pd.DataFrame([dict(instance="seed 1 fold 0", best="", eliminated="", failed="", survivors="A;B;C",
-                       decision="continue", runs_used=3, full_factorial_runs=9),
-                  dict(instance="seed 2 fold 0", best="A", eliminated="B;C", failed="", survivors="A",
-                       decision="winner", runs_used=6, full_factorial_runs=9)]).to_csv(
-        tmp_path / "races" / "calibration.csv", index=False)
-    claims, v = cal.score_race("w1", tmp_path, runs, test, 0.005)
-    assert [(c["candidate"], c["contradicted"]) for c in claims] == [("B", True), ("C", False)]
-    assert not v["holds_best"] and v["runs_used"] / v["full_runs"] == pytest.approx(2 / 3)
-    summary = cal.summarise(pd.DataFrame(claims), pd.DataFrame([v]))
+    rounds = [dict(instance=f"seed {s} fold 0", best="", eliminated="", equivalent="", failed="", survivors="A;B;C",
+                   racing="A;B;C", decision="continue", runs_used=3 * s, full_factorial_runs=9) for s in (1, 2)]
+    rounds[1].update(best="A", eliminated="B", equivalent="C", survivors="A;C", racing="A")
+    rounds.append(dict(rounds[1], instance="seed 3 fold 0", eliminated="", equivalent="", racing="",
+                       decision="winner", runs_used=7))
+    pd.DataFrame(rounds).to_csv(tmp_path / "races" / "calibration.csv", index=False)
+    seen = []
+
+    def verdict(runs, outcomes, **kw):
+        seen.append(sorted(zip(runs.candidate, runs.seed)))
+        return SimpleNamespace(kind="use", pick="A", equivalent=[], tied=[], words="Use A", comparisons=pd.DataFrame(
+            [dict(candidate="B", versus="A", claim="worse", lo=0.0, hi=0.02, level=0.01, n=2)]))
+    claims, v = sc.score_race("w1", tmp_path, runs, {}, test, verdict, 0.05, 0.005)
+    # A ran all three seeds, B and C the first two (C was equivalent and stopped; B eliminated)
+    assert seen == [[("A", "1"), ("A", "2"), ("A", "3"), ("B", "1"), ("B", "2"), ("C", "1"), ("C", "2")]]
+    looks = [(c["source"], c["claim"], c["candidate"], c["contradicted"]) for c in claims]
+    assert looks == [("race look", "worse", "B", True), ("race look", "equivalent", "C", True),
+                     ("race", "worse", "B", True)]
+    assert not v["holds_best"] and v["kind"] == "winner" and v["runs_used"] / v["full_runs"] == pytest.approx(7 / 9)
+    summary = sc.summarise(pd.DataFrame(claims), pd.DataFrame([v]))
     row = summary[summary.world == "all"].iloc[0]
-    assert row.worse_contradicted.startswith("1/2 = 50 %") and row.cost_pct == "67 %"
+    assert row.worse_contradicted.startswith("2/2 = 100 %") and row.cost_pct == "78 %"
+
+
+def test_benchs_own_verdict_is_scored(cal, sc):
+    """The default verdict function (bench.stats.verdict) fits the scoring: its comparisons come back as claims."""
+    runs, test = runs_and_test({"B": 0.002, "C": 0.2}, seeds=("1", "2", "3", "4", "5"))
+    valid = {rid: s.iloc[:400].set_axis([f"train/x/{i}.png" for i in range(400)]) for rid, s in test.items()}
+    claims, v = sc.score_verdict("w1", "report", runs, valid, test, cal.load_verdict(None), 0.05, 0.005,
+                                 sc.truly_best(runs))
+    assert {c["candidate"] for c in claims} == {"B", "C"} and v["truly_best"] == "A"
+    c = next(c for c in claims if c["candidate"] == "C")
+    assert c["claim"] == "worse" and not c["contradicted"] and c["covered"]
