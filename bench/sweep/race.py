@@ -27,33 +27,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from math import comb
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import pandas as pd
 
-from ..config import ConfigError, RunConfig
+from ..config import ConfigError
 from ..stats import ALPHA, MARGIN, MIN_INSTANCES, METHOD, Verdict, verdict
 from .experiment import Experiment
 from .racelog import (LOG_FIELDS, candidate_labels, encode_key, instance_words, names, race_key,  # noqa: F401
                       replayable, resolve_dataset, write_log)  # LOG_FIELDS, resolve_dataset: for the CLI and tests
-from .racelook import FUTILITY, Look, look
+from .raceruns import METRIC, Evaluate, Score, evaluate_runs  # noqa: F401 (Score, evaluate_runs: CLI, tests)
+from .racelook import FUTILITY, Look, cost_of, look, n_train_of, outcomes_of, runs_frame
 
-METRIC = "final_accuracy"  # the last epoch's validation accuracy: what the report ranks by
 TEST = "bench.stats gap"   # the log's `test`: the report's comparison (seed and image noise)
-
-
-@dataclass(frozen=True)
-class Score:
-    value: float
-    n_valid: int = 0          # validation images (0: unknown)
-    run_id: str = ""          # "" (synthetic): the race names the run itself
-    correct: Any = None       # 0/1 per validation image, a Series indexed by image; None: not recorded
-    train_s: float = math.nan
-    params: float = math.nan
-    n_train: float = math.nan
-
-
-Evaluate = Callable[[list[RunConfig]], list["Score | float | None"]]  # configs -> each run's metric, None if failed
 
 
 @dataclass
@@ -230,33 +216,6 @@ def decision_of(v: Verdict, st: _State) -> str:
     return v.kind if v.kind in ("equivalent", "tie") else "incomplete"
 
 
-def runs_frame(scores: dict[str, dict]) -> pd.DataFrame:
-    """bench.stats.verdict's input: one row per finished run."""
-    rows = [dict(candidate=c, seed=str(i[0]), fold=str(i[1]), run_id=s.run_id or f"{c}@{i[0]}/{i[1]}",
-                 final_accuracy=s.value, n_valid=s.n_valid) for c, by in scores.items() for i, s in by.items()]
-    return pd.DataFrame(rows, columns=["candidate", "seed", "fold", "run_id", "final_accuracy", "n_valid"])
-
-
-def outcomes_of(scores: dict[str, dict]) -> dict:
-    return {s.run_id or f"{c}@{i[0]}/{i[1]}": s.correct for c, by in scores.items() for i, s in by.items()
-            if s.correct is not None}
-
-
-def cost_of(scores: dict[str, dict]) -> dict:
-    """candidate -> {train_s: mean training seconds, params}: what "the cheapest" is measured by (as the report)."""
-    out = {}
-    for c, by in scores.items():
-        t = [s.train_s for s in by.values() if s.train_s == s.train_s]
-        p = [s.params for s in by.values() if s.params == s.params]
-        out[c] = {"train_s": sum(t) / len(t) if t else math.nan, "params": p[0] if p else math.nan}
-    return out
-
-
-def n_train_of(scores: dict[str, dict]) -> float | None:
-    n = pd.Series([s.n_train for by in scores.values() for s in by.values()], dtype=float).median()
-    return float(n) if n == n and n else None
-
-
 def _mean(by: dict) -> float:
     return sum(s.value for s in by.values()) / len(by) if by else math.nan
 
@@ -308,49 +267,6 @@ def summary_line(res: RaceResult, log: Path | None) -> str:
     cost = f"{res.runs_used} of {res.full_runs} runs = {res.compute_pct:.0f} % of the full factorial"
     return (f"bench: race {res.name}: {what} after {len(res.rounds)} round(s); compute {cost} ({METRIC})"
             + (f" -> {log}" if log else "") + f"\n{res.words}")
-
-
-def score_of(row: dict, results_dir: str, run_id: str) -> Score | None:
-    """A run's Score from its ok index row: metric, validation size, per-image correctness (when recorded), cost."""
-    from ..report.outcomes import correct_by_item, read_outcomes
-    v = row.get(METRIC)
-    if v in (None, ""):
-        return None
-    frame = read_outcomes(results_dir, row)
-    correct = correct_by_item(frame).astype(int) if frame is not None and not frame.empty else None
-
-    def num(key: str) -> float:
-        try:
-            return float(row.get(key) or "nan")
-        except ValueError:
-            return math.nan
-    return Score(float(v), int(num("n_valid")) if num("n_valid") == num("n_valid") else 0, run_id,
-                 correct, num("total_seconds"), num("params_total"), num("n_train"))
-
-
-def evaluate_runs(name: str, executor: str = "local", retry_failed: bool = False, **executor_kw) -> Evaluate:
-    """Runs a round's configs as an ordinary sweep (plan + execute: finished runs of the same identity are reused)
-    and reads each run's Score from its latest ok row; a run that failed gives None. A run that failed before (in
-    this race or a sweep) is not tried again unless `retry_failed`: a restarted race must see what its log saw."""
-    from ..identity import current_run_id
-    from ..logs import read_rows
-    from ..train.record import index_path
-    from .executors import execute
-    from .plan import plan
-
-    def evaluate(configs: list[RunConfig]) -> list[Score | None]:
-        p = plan(configs, name, skip_failed=not retry_failed, threads=executor_kw.get("cpus_per_task"))
-        if p.jobs:
-            counts = execute(p, executor, **executor_kw)
-            if counts.get("interrupted"):
-                raise KeyboardInterrupt  # stopped by the user, not a failure: the race resumes from here
-        latest: dict[str, dict] = {}
-        for row in read_rows(index_path(configs[0].results_dir)):
-            if row.get("status") == "ok":
-                latest[current_run_id(row)] = row
-        return [score_of(latest[i], configs[0].results_dir, i) if i in latest else None for i in p.ids]
-
-    return evaluate
 
 
 def print_line(line: str) -> None:

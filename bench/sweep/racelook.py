@@ -99,3 +99,31 @@ def projected_var(g: Gap, shared: list[tuple], final: list[tuple], n_train: floa
     if across:
         projected = max(projected, (1 / k2 + ratio) * (seed * inv_then / k2 + image))
     return projected
+
+
+# --- the race's runs as bench.stats' input (scores: candidate -> {(seed, fold): race.Score})
+def runs_frame(scores: dict[str, dict]) -> pd.DataFrame:
+    """bench.stats.verdict's input: one row per finished run."""
+    rows = [dict(candidate=c, seed=str(i[0]), fold=str(i[1]), run_id=s.run_id or f"{c}@{i[0]}/{i[1]}",
+                 final_accuracy=s.value, n_valid=s.n_valid) for c, by in scores.items() for i, s in by.items()]
+    return pd.DataFrame(rows, columns=["candidate", "seed", "fold", "run_id", "final_accuracy", "n_valid"])
+
+
+def outcomes_of(scores: dict[str, dict]) -> dict:
+    return {s.run_id or f"{c}@{i[0]}/{i[1]}": s.correct for c, by in scores.items() for i, s in by.items()
+            if s.correct is not None}
+
+
+def cost_of(scores: dict[str, dict]) -> dict:
+    """candidate -> {train_s: mean training seconds, params}: what "the cheapest" is measured by (as the report)."""
+    out = {}
+    for c, by in scores.items():
+        t = [s.train_s for s in by.values() if s.train_s == s.train_s]
+        p = [s.params for s in by.values() if s.params == s.params]
+        out[c] = {"train_s": sum(t) / len(t) if t else math.nan, "params": p[0] if p else math.nan}
+    return out
+
+
+def n_train_of(scores: dict[str, dict]) -> float | None:
+    n = pd.Series([s.n_train for by in scores.values() for s in by.values()], dtype=float).median()
+    return float(n) if n == n and n else None
