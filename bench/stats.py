@@ -220,7 +220,10 @@ def _leader(cands: dict[str, pd.DataFrame], ranked: list[str], outcomes, cost) -
     unbeaten = [m for m in ranked if not ahead[m]]
     if not unbeaten:
         return None, ranked
-    # several unbeaten: exact ties or pairs too thin to compare; the most evidence, then the cheapest
+    # several unbeaten: two that never shared MIN_INSTANCES instances cannot be told apart (no verdict: picking one
+    # would be picking by count or by name); otherwise they tie exactly: the most evidence, then the cheapest
+    if any(_shares(cands[a], cands[b]) < MIN_INSTANCES for i, a in enumerate(unbeaten) for b in unbeaten[i + 1:]):
+        return None, unbeaten
     return min(unbeaten, key=lambda m: (-len(cands[m]), _cost_key(cost, m), m)), []
 
 
@@ -299,8 +302,11 @@ def verdict(runs: pd.DataFrame, outcomes: dict | None = None, *, alpha: float = 
         return v
     if leader is None:
         v.kind = "incomplete"
-        v.words = (f"No verdict: {', '.join(cycle)} each trail another on the instances they share (a cycle, "
-                   "possible only when they ran different instances); run every candidate on the same instances.")
+        led = all(any(_shares(cands[m], cands[o]) >= MIN_INSTANCES and _mean_gap(cands[o], cands[m]) > 1e-12
+                      for o in ranked if o != m) for m in cycle)
+        why = ("each trail another on the instances they share (a cycle, possible only when they ran different "
+               "instances)" if led else f"lead, but never ran {MIN_INSTANCES} instances in common")
+        v.words = f"No verdict: {', '.join(sorted(cycle))} {why}; run every candidate on the same instances."
         return v
     threats = [c for c in not_ranked + table[table.claim == "not compared"].candidate.tolist()
                if _shares(cands[c], cands[leader]) and _mean_gap(cands[c], cands[leader]) > 0]
@@ -311,6 +317,11 @@ def verdict(runs: pd.DataFrame, outcomes: dict | None = None, *, alpha: float = 
                    f"{'it' if len(threats) == 1 else 'them'} on more seeds or folds before choosing.")
         return v
     compared = table[table.claim != "not compared"]
+    if compared.empty:  # nothing to hold the leader against: no "use" from a lack of rivals
+        v.kind = "incomplete"
+        v.words = (f"No verdict yet: no other candidate shares {MIN_INSTANCES} (seed, fold) instances with the leader "
+                   f"{leader}; run them on the same seeds and folds.")
+        return v
     worse = compared[compared.claim == "worse"]
     eq = compared[compared.claim == "equivalent"]
     open_ = compared[compared.claim == "not separated"]

@@ -40,6 +40,7 @@ def scoring_keys(ident: pd.DataFrame) -> pd.Series:
     return pd.Series(ids, index=ident.index, dtype=object)
 
 
+FIRST = ["img_size", "item_size", "head_epochs", "ft_epochs", "weights_kind"]  # the words people choose by, first
 _KIND_WORDS = {"random": "random init", "imagenet": "ImageNet", "file": "weights file"}
 
 
@@ -61,7 +62,8 @@ def candidate_labels(runs: pd.DataFrame, ident: pd.DataFrame) -> pd.Series:
     frame = protocol_frame(ident)
     arch_fields = [c for c in ident.columns if c in ARCHITECTURE and c != "arch"]
     for _, idx in runs.groupby("section", sort=False).groups.items():
-        varying = [c for c in frame.columns if c not in DATA and frame.loc[idx, c].nunique() > 1]
+        varying = sorted((c for c in frame.columns if c not in DATA and frame.loc[idx, c].nunique() > 1),
+                         key=lambda c: (FIRST.index(c) if c in FIRST else len(FIRST), c))
         by_arch = runs.loc[idx].groupby("arch").groups.values()
         varying += [c for c in arch_fields if any(ident.loc[i, c].nunique() > 1 for i in by_arch)]
         if varying:
