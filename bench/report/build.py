@@ -91,7 +91,7 @@ def _plots(art: Path, ds: str, sec: str, n_secs: int, s: pd.DataFrame, ok: pd.Da
 
 
 def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | None = None,
-                 experiment: str | None = None, family: str | None = None) -> ReportResult:
+                 experiment: str | None = None, family: str | None = None, margin: float = MARGIN) -> ReportResult:
     results_dir = Path(results_dir)
     out_dir = Path(out_dir) if out_dir is not None else results_dir
     notes: list[str] = []
