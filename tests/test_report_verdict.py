@@ -103,3 +103,17 @@ def test_pretraining_contrast_one_line_per_checkpoint(tmp_path):
     assert sorted(g.index) == ["torchvision:IMAGENET1K_V1", "torchvision:IMAGENET1K_V2"]
     assert g.gain["torchvision:IMAGENET1K_V1"] == pytest.approx(0.40)
     assert g.gain["torchvision:IMAGENET1K_V2"] == pytest.approx(0.10)
+
+
+def test_runs_from_two_machines_pool_and_the_page_says_so(tmp_path):
+    """Issue 23: the context is recorded, not hashed; a section pooling two CPU models names them and lists each
+    run with its machine."""
+    ctx = {"AMD EPYC (avx512)": "AMD EPYC (avx512) · 1 thread · contiguous · 0 loader workers",
+           "Intel Xeon (avx512)": "Intel Xeon (avx512) · 2 threads · contiguous · 0 loader workers"}
+    rows = (rows_of("resnet34", {0: 0.80, 1: 0.82}, context=ctx["AMD EPYC (avx512)"])
+            + rows_of("resnet34", {2: 0.84}, context=ctx["Intel Xeon (avx512)"]))
+    result = build(tmp_path, rows)
+    assert result.summary.n.tolist() == [3]  # one candidate: the machine is not a variant
+    page = result.html.read_text()
+    assert "runs from 2 CPU models, pooled (AMD EPYC (avx512): 2 runs; Intel Xeon (avx512): 1 run)" in page
+    assert "3 run(s) and the machines that ran them" in page and ctx["Intel Xeon (avx512)"] in page

@@ -17,13 +17,13 @@ from . import contrasts, perclass
 from .classes_html import baseline_html, section_html as classes_html, section_markdown as classes_markdown
 from .decision import Decision, decide
 from .groups import fill_commands, one_per_instance
-from .html import gmacs_hint, html_page, html_section, markdown_table, slug, verdict_html
+from .html import gmacs_hint, html_page, html_section, markdown_table, runs_html, slug, verdict_html
 from .races import Race, load_races, race_html, race_markdown
 from .reference import add_published, article_datasets, load_reference
 from .tables import (ReportError, filter_runs, instance_sets, label_models, lacking, latest_attempts, load_curves,
                      load_runs, read_csv, summarise)
 from ..stats import MARGIN, Verdict
-from .verdicts import COMP_COLS, correctness, pairwise, section_verdict
+from .verdicts import COMP_COLS, contexts, correctness, pairwise, section_verdict
 
 
 @dataclass
@@ -149,6 +149,8 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
             d = decide(s, verdicts.get(sec) or Verdict("none", "No finished runs yet."), {m: c for (k, m), c in fills.items() if k == sec}) if sec else \
                 Decision("No current runs.")
             title = s.protocol_text.iloc[0] if len(s) else ""
+            machines = contexts(ok[ok.section == sec]) if sec else ""
+            title += f"; {machines}" if machines else ""
             decisions[ds if len(secs) < 2 else f"{ds} ({title})"] = d
             warn = baselines[ds if len(secs) < 2 else f"{ds} ({title})"] = perclass.warning(classes.get(sec))
             sc = classes.get(sec)
@@ -167,7 +169,8 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
                                      + (pretraining if i == 0 else "")))
             sections.append(html_section(ds, title, s, comps[comps.section == sec], images,
                                          old if i == 0 else old.iloc[:0], mine,
-                                         (baseline_html(sc), classes_html(sc, picked)), balanced))
+                                         (baseline_html(sc), classes_html(sc, picked)), balanced,
+                                         runs_html(ok[ok.section == sec]) if sec else ""))
     (art / "summary.md").write_text("\n".join(md + md_sections + [f"_{n}_\n" for n in notes]), encoding="utf-8")
     files.append(art / "summary.md")
     report = out_dir / f"{name}.html"

@@ -159,8 +159,18 @@ def verdict_html(ds: str, title: str, d: Decision, s: pd.DataFrame, more: str = 
     return f"<div class=verdict>{head}{decision_html(d, s)}{more}</div>"
 
 
+def runs_html(ok: pd.DataFrame) -> str:
+    """Every run of a section with the machine that ran it (its execution context: recorded, not hashed)."""
+    if ok.empty:
+        return ""
+    cols = [c for c in ["model", "seed", "fold", "final_accuracy", "context", "host", "run_id"] if c in ok]
+    t = ok[cols].assign(final_accuracy=(100 * ok.final_accuracy).round(2)).sort_values(["model", "seed", "fold"])
+    return (f"<details class=runs><summary>{len(t)} run(s) and the machines that ran them</summary>"
+            + t.to_html(index=False, border=0, na_rep="") + "</details>")
+
+
 def html_section(ds: str, title: str, s: pd.DataFrame, comps: pd.DataFrame, images, stale: pd.DataFrame,
-                 article: bool, classes: tuple[str, str] = ("", ""), balanced: bool = False) -> str:
+                 article: bool, classes: tuple[str, str] = ("", ""), balanced: bool = False, runs: str = "") -> str:
     """A section's evidence: the baseline (`classes[0]`), the main table, the details table, the per-class results
     and test set (`classes[1]`), the pairwise comparisons, stale runs and plots. Its verdict is at the top of the
     page (`verdict_html`)."""
@@ -182,7 +192,7 @@ def html_section(ds: str, title: str, s: pd.DataFrame, comps: pd.DataFrame, imag
     details = ("<details class=more><summary>Details: cost, size, top-k, best epoch, status, missing instances"
                "</summary>" + html_table(s, article, DETAILS) + "</details>")
     return (f"<section><h2>{html.escape(str(ds))}{tag}</h2>{head}{classes[0]}"
-            f"{html_table(s, article, balanced=balanced)}{details}{hint}{classes[1]}{pairs}{stale_html(stale)}"
+            f"{html_table(s, article, balanced=balanced)}{details}{hint}{classes[1]}{pairs}{runs}{stale_html(stale)}"
             f"<div class=plots>{imgs}</div></section>")
 
 
