@@ -15,10 +15,11 @@ import pandas as pd
 
 from ..config import ConfigError
 from .archs import arch_for
-from .budget import fit_budget
+from .budget import Fit, fit_budget
 from .estimate import duration, measure
 
 FIRST = 5  # bad files and duplicates listed by name; the rest are counted
+FITS = 3   # settings measured at most while looking for ones that fit the budget
 
 
 @dataclass
@@ -97,19 +98,33 @@ def timing(check: Check, prepared, budget: float) -> None:
     if run <= budget:
         say(f"  fits --budget {duration(budget)} as it is")
         return
+    say(fit_lines(check, prepared, cost, budget, stats))
+
+
+def fit_lines(check: Check, prepared, cost, budget: float, stats) -> str:
+    """The settings that fit `budget`, found from the measured `cost` and measured in turn (FITS times at most: a
+    batch's cost is only roughly proportional to its pixels), as the lines `timing` prints."""
+    cfg, root = prepared.cfg, prepared.dataset.root
     short = int(check.sizes.min(axis=1).median()) if len(check.sizes) else None
     # a share of images that keeps two of the smallest class and more than a batch of training images
     n_train = (~prepared.items["is_valid"]).sum() / cfg.pct_images  # at a share of 1
     min_pct = min(1.0, math.ceil(100 * max(2 / check.counts.min(), 1.25 * cfg.batch_size / max(n_train, 1))) / 100)
-    fit = fit_budget(cfg, cost, budget, short, min_pct)
-    tried = cfg.replace(img_size=fit.img_size, item_size=fit.item_size, head_epochs=fit.head_epochs,
-                        ft_epochs=fit.ft_epochs, **({"pct_images": fit.pct_images} if fit.pct_images else {}))
-    items = resolve(prepared.dataset, tried).items if fit.pct_images else prepared.items
-    seconds = measure(tried, root, items, stats).run(fit.head_epochs, fit.ft_epochs)
-    verdict = "fits" if seconds <= budget else "still over it: lower SIZE or the epochs further"
-    say(f"  --budget {duration(budget)}: {fit.make_vars()} measured about {duration(seconds)} a run ({verdict})")
-    say(f"    make bench DATASET={cfg.dataset} {fit.make_vars()}")
-    say(f"    bench run --dataset {cfg.dataset} {fit.flags()}")
+    tried = cfg
+    for _ in range(FITS):
+        fit = fit_budget(tried, cost, budget, short, min_pct)
+        tried = tried.replace(img_size=fit.img_size, item_size=fit.item_size, head_epochs=fit.head_epochs,
+                              ft_epochs=fit.ft_epochs, pct_images=fit.pct_images or tried.pct_images)
+        items = resolve(prepared.dataset, tried).items if tried.pct_images != cfg.pct_images else prepared.items
+        cost = measure(tried, root, items, stats)
+        seconds = cost.run(tried.head_epochs, tried.ft_epochs)
+        if seconds <= budget:
+            break
+    fit = Fit(tried.img_size, tried.item_size, tried.head_epochs, tried.ft_epochs,
+              tried.pct_images if tried.pct_images != cfg.pct_images else 0, seconds)
+    verdict = "fits" if seconds <= budget else "still over it: lower SIZE or the epochs by hand"
+    return (f"  --budget {duration(budget)}: {fit.make_vars()} measured about {duration(seconds)} a run ({verdict})\n"
+            f"    make bench DATASET={cfg.dataset} {fit.make_vars()}\n"
+            f"    bench run --dataset {cfg.dataset} {fit.flags()}")
 
 
 def summary(check: Check) -> list[str]:
