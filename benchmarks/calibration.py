@@ -31,7 +31,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibration_score import CLAIM_COLUMNS, score_race, score_verdict, summarise, truly_best  # noqa: E402
+from calibration_score import (CLAIM_COLUMNS, score_race, score_subsets, score_verdict, summarise,  # noqa: E402
+                               truly_best)
 EXPERIMENT = ROOT / "experiments" / "calibration.yaml"
 
 
@@ -110,7 +111,8 @@ def load_verdict(spec: str | None):
     return getattr(importlib.import_module(module), name or "verdict")
 
 
-def score(worlds: list[Path], out: Path, labels: dict, verdict_fn, alpha: float, margin: float):
+def score(worlds: list[Path], out: Path, labels: dict, verdict_fn, alpha: float, margin: float,
+          subsets: bool = True):
     """(claims, verdicts, truth): every world's report and race held against its test images."""
     claims, verdicts, truth = [], [], []
     for world in worlds:
@@ -126,6 +128,10 @@ def score(worlds: list[Path], out: Path, labels: dict, verdict_fn, alpha: float,
         c, v = score_race(world.name, results, runs, valid, test, verdict_fn, alpha, margin)
         claims += c
         verdicts += [v] if v else []
+        if subsets and runs.groupby("candidate").size().min() >= 3:
+            c, v = score_subsets(world.name, runs, valid, test, verdict_fn, alpha, margin)
+            claims += c
+            verdicts += v
     return pd.DataFrame(claims, columns=CLAIM_COLUMNS), pd.DataFrame(verdicts), pd.concat(truth, ignore_index=True)
 
 

@@ -139,6 +139,25 @@ def score_race(world: str, results: Path, runs: pd.DataFrame, valid: dict, test:
     return claims + final, v
 
 
+def score_subsets(world: str, runs: pd.DataFrame, valid: dict, test: dict, verdict_fn, alpha: float,
+                  margin: float, n_seeds: int = 3) -> tuple[list[dict], list[dict]]:
+    """The report's verdict on every group of >= 2 of the world's candidates x every `n_seeds` of its seeds (the
+    quick sweep's 3): many more verdicts from the same runs, correlated within a world (they share runs). Each is
+    held against the truth of its own runs (the same candidates and seeds on the test images)."""
+    from itertools import combinations
+    cands = sorted(runs.candidate.unique())
+    seeds = sorted(set.intersection(*(set(d.seed) for _, d in runs.groupby("candidate"))))  # every candidate ran
+    claims, verdicts = [], []
+    for k in range(2, len(cands) + 1):
+        for group in combinations(cands, k):
+            for chosen in combinations(seeds, n_seeds):
+                sub = runs[runs.candidate.isin(group) & runs.seed.isin(chosen)].reset_index(drop=True)
+                c, v = score_verdict(world, "subsets", sub, valid, test, verdict_fn, alpha, margin, truly_best(sub))
+                claims += c
+                verdicts.append(dict(v, candidates=";".join(group), seeds_used=";".join(chosen)))
+    return claims, verdicts
+
+
 def share(flags: pd.Series) -> str:
     """'x/n = p % [lo, hi]' with the exact (Clopper-Pearson) 95 % interval: the counts here are small."""
     from scipy.stats import binomtest
@@ -151,10 +170,11 @@ def share(flags: pd.Series) -> str:
 
 
 def summarise(claims: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
-    """One row per world and source (report; race = its final verdict and its looks' claims), and pooled ('all')."""
+    """One row per world and source (report; race = its final verdict and its looks' claims; subsets), and pooled
+    ('all')."""
     rows = []
     for world in [*sorted(verdicts.world.unique()), "all"]:
-        for source in ("report", "race"):
+        for source in ("report", "race", "subsets"):
             c = claims[claims.source.str.startswith(source) & ((claims.world == world) | (world == "all"))]
             v = verdicts[(verdicts.source == source) & ((verdicts.world == world) | (world == "all"))]
             if v.empty:

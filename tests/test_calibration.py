@@ -151,3 +151,18 @@ def test_benchs_own_verdict_is_scored(cal, sc):
     assert {c["candidate"] for c in claims} == {"B", "C"} and v["truly_best"] == "A"
     c = next(c for c in claims if c["candidate"] == "C")
     assert c["claim"] == "worse" and not c["contradicted"] and c["covered"]
+
+
+def test_subsets_are_every_candidate_group_on_every_three_seeds_all_ran(sc):
+    runs, test = runs_and_test({"B": 0.01, "C": 0.05}, seeds=("1", "2", "3", "4"))
+    runs = runs[~((runs.candidate == "C") & (runs.seed == "4"))]  # C has not run seed 4 yet: left out everywhere
+    calls = []
+
+    def verdict(runs, outcomes, **kw):
+        calls.append((tuple(sorted(runs.candidate.unique())), tuple(sorted(runs.seed.unique()))))
+        return SimpleNamespace(kind="tie", pick=None, equivalent=[], tied=sorted(runs.candidate.unique()), words="",
+                               comparisons=pd.DataFrame(columns=["candidate", "versus", "claim", "lo", "hi", "level",
+                                                                 "n"]))
+    _, verdicts = sc.score_subsets("w", runs, {}, test, verdict, 0.05, 0.005)
+    assert len(calls) == len(verdicts) == 4 and {s for _, s in calls} == {("1", "2", "3")}
+    assert {g for g, _ in calls} == {("A", "B"), ("A", "C"), ("B", "C"), ("A", "B", "C")}
