@@ -83,6 +83,14 @@ def bench(*args: str, fatal: bool = True) -> float:
     return time.monotonic() - t0
 
 
+def to_train(common: list[str]) -> int:
+    """How many of the experiment's runs a sweep would train now (`bench sweep --dry-run --json`)."""
+    import json
+    cmd = [str(ROOT / ".venv" / "bin" / "bench"), "sweep", str(EXPERIMENT), *common, "--dry-run", "--json"]
+    out = subprocess.run(cmd, capture_output=True, text=True).stdout
+    return sum(json.loads(line).get("status") == "planned" for line in out.splitlines() if line.startswith("{"))
+
+
 def world_runs(results: Path, labels: dict[str, str]) -> tuple[pd.DataFrame, dict, dict]:
     """(runs, valid outcomes, test outcomes) of one world: the latest ok row of each (arch, seed, fold), candidate =
     its arch's label; outcomes: run_id -> 0/1 Series by item."""
@@ -161,7 +169,11 @@ def main(argv: list[str] | None = None) -> int:
             for old in (results / "races").glob("*.csv"):  # a race under another rule: a new race, not a replay
                 old.rename(old.with_suffix(f".{int(old.stat().st_mtime)}.old"))
         t_sweep = 0.0 if args.races_only else bench("sweep", str(EXPERIMENT), *common)
-        t_race = bench("race", str(EXPERIMENT), *common, "--alpha", str(args.alpha), fatal=False)
+        todo = to_train(common)
+        if todo:  # the runs' identity changed since they were trained: the race would train them all again
+            print(f"calibration: {world.name}: {todo} of its runs would be trained again; not raced", flush=True)
+        t_race = bench("race", str(EXPERIMENT), *common, "--alpha", str(args.alpha), fatal=False) if not todo \
+            else float("nan")
         with open(out / "timings.csv", "a") as f:
             f.write(f"{world.name},{t_sweep:.0f},{t_race:.0f},{time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
     exp = load_experiment(EXPERIMENT, dataset=str(worlds[0]), results_dir=str(out / worlds[0].name))
