@@ -10,8 +10,6 @@ from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version as _installed
 from pathlib import Path
 
-# the training stack under every model library, and the model libraries
-PACKAGES = ("torch", "torchvision", "fastai", "timm", "pytorchcv", "geffnet")
 
 @lru_cache(maxsize=None)
 def version(package: str) -> str:
@@ -22,8 +20,9 @@ def version(package: str) -> str:
         return ""
 
 
-def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
-    """{"python": ..., package: version or ''} for `packages` (a row's version columns)."""
+def versions(packages: tuple[str, ...]) -> dict[str, str]:
+    """{"python": ..., package: version or ''} for `packages` (bench.train.libraries.versions: a row's version
+    columns)."""
     return {"python": platform.python_version(), **{p: version(p) for p in packages}}
 
 

@@ -21,13 +21,15 @@ import signal
 import sys
 
 from ..console import quiet_libraries
+from ..train.libraries import LIBRARIES
 from .worker import EXIT_FAILED, run_job, show_traceback
 
-# What a run imports, so that children find it imported. Optional libraries may be missing: then a run that needs
-# one fails with its own ImportError, as it did before the pool.
+# What a run imports, so that children find it imported: bench's training modules, then each model library's own
+# (bench.train.libraries). Optional libraries may be missing: then a run that needs one fails with its own
+# ImportError, as it did before the pool.
 PRELOAD = ("bench.sweep.worker", "bench.train.protocol", "bench.train.learner", "bench.train.archs",
-           "bench.train.prepare", "bench.train.track", "bench.data.loaders", "fastai.vision.all", "timm",
-           "pytorchcv.model_provider", "geffnet")
+           "bench.train.prepare", "bench.train.track", "bench.data.loaders",
+           *(lib.preload for lib in LIBRARIES.values()))
 
 
 def preload() -> None:

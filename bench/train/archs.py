@@ -83,7 +83,7 @@ Split = Callable[["nn.Module"], Groups]
 class ArchSpec:
     name: str
     family: str                     # resnet | xresnet | seresnet | resnext | seresnext | efficientnet | timm
-    source: str                     # torchvision | fastai | pytorchcv | geffnet | timm
+    source: str                     # its library: a name in bench.train.libraries.LIBRARIES
     build: Callable[[bool], nn.Module]          # build(pretrained) -> full 1000-class model
     cut: Callable[[nn.Module], nn.Module]       # full model -> body (feature map out)
     default_split: Split = WholeBody()          # fastai's split of the body (see the module docstring)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from ..config import cache_dir
 from ..files import atomic_write
-from ..provenance import versions
 from .archs import ArchSpec, count_params_1k
+from .libraries import LIBRARIES, versions
 from .packaged import PACKAGES
 
 # Environment that moves where libraries keep downloaded weights (torch hub, pytorchcv).
@@ -28,18 +28,17 @@ def catalog_path() -> Path:
 
 def cache_key() -> str:
     here = Path(__file__).parent  # the registry and the weight-file rules, read as text (no torch import)
-    files = ("archs.py", "weights.py", "packaged.py")
+    files = ("archs.py", "libraries.py", "weights.py", "packaged.py")
     src = hashlib.sha256(b"".join((here / f).read_bytes() for f in files)).hexdigest()
     env = {k: os.environ.get(k, "") for k in _CACHE_ENV}
     return hashlib.sha256(json.dumps([versions(), env, src], sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _compute(spec: ArchSpec) -> dict:
-    from .weights import CACHES  # deferred, as all of .weights here: torch, which a warm `bench list` never needs
     where = None
     if spec.weights_tag is not None and spec.source != "timm":  # timm's hub cache is looked up live below
         try:
-            where = str(CACHES[spec.source][0](spec))
+            where = str(LIBRARIES[spec.source].cache(spec))
         except Exception:  # the library publishes no weights under this name
             where = None
     return {"params_1k": count_params_1k(spec), "weights_file": where}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import fields
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -11,22 +12,25 @@ import torch
 
 from ..config import RunConfig
 from ..identity import ids
+from .libraries import VERSION_FIELDS, versions
 from ..files import append_rows
-from ..provenance import git_sha, host, versions
+from ..provenance import git_sha, host
 
 MOMS = (0.95, 0.85, 0.95)  # fastai fit_one_cycle's momentum schedule; it overrides Adam's mom=0.9 while fitting
 
+# RunConfig's fields a row records as they were asked (config_json holds every one); the run writes `dataset` (its
+# name), `device` and `threads` (what it ran on) itself, and where results go or how a run is watched are not columns.
+REALISED = ("dataset", "device", "threads")
+NOT_RECORDED = ("test_set", "weights", "num_workers", "results_dir", "on_bad_image", "track")
+SETTINGS = [f.name for f in fields(RunConfig) if f.name not in REALISED + NOT_RECORDED]
+
 INDEX_FIELDS = [
-    "run_id", "variant_id", "protocol_id", "attempt", "timestamp", "status", "error", "experiment", "arch", "family", "source", "head",
-    "layer_groups", "pretrained", "weights_used", "dataset", "dataset_fingerprint", "n_classes", "n_train", "n_valid",
-    "img_size", "item_size", "batch_size", "pct_images", "seed", "split_seed", "n_folds", "fold", "split_hash",
-    "head_epochs", "head_lr", "ft_epochs", "ft_lr_min", "ft_lr_max", "moms", "adam_mom", "sqr_mom", "eps", "wd",
-    "top_k", "activation", "self_attention", "loss", "min_scale", "presize", "precision", "channels_last",
+    "run_id", "variant_id", "protocol_id", "attempt", "timestamp", "status", "error", "family", "source",
+    "weights_used", "dataset", "dataset_fingerprint", "n_classes", "n_train", "n_valid", "split_hash", *SETTINGS, "moms",
     "memory_format", "normalize", "params_total", "params_trainable_phase1", "params_1k", "final_accuracy",
     "best_accuracy", "best_epoch", "final_top_k", "final_valid_loss", "test_accuracy", "test_n", "phase1_seconds",
     "phase2_seconds",
-    "total_seconds", "train_img_per_s", "device", "threads", "context", "python", "torch", "torchvision", "fastai", "timm",
-    "pytorchcv", "geffnet", "git_sha", "host", "epoch_log", "outcomes", "config_json", "identity_json",
+    "total_seconds", "train_img_per_s", "device", "threads", "context", *VERSION_FIELDS, "git_sha", "host", "epoch_log", "outcomes", "config_json", "identity_json",
 ]
 
 
@@ -39,11 +43,7 @@ def device_name(device: torch.device) -> str:
 
 
 def base_row(cfg: RunConfig, attempt: str) -> dict:
-    keep = ("experiment", "arch", "head", "layer_groups", "pretrained", "img_size", "item_size", "batch_size",
-            "pct_images", "seed", "split_seed", "n_folds", "fold", "head_epochs", "head_lr", "ft_epochs",
-            "ft_lr_min", "ft_lr_max", "adam_mom", "sqr_mom", "eps", "wd", "top_k", "activation", "self_attention",
-            "loss", "min_scale", "presize", "precision", "channels_last")
-    row = {k: getattr(cfg, k) for k in keep}
+    row = {k: getattr(cfg, k) for k in SETTINGS}
     row.update(attempt=attempt, moms="-".join(f"{m:g}" for m in MOMS), threads=torch.get_num_threads(),
                git_sha=git_sha(), host=host(), config_json=json.dumps(cfg.to_dict(), sort_keys=True),
                dataset=cfg.dataset, **versions())

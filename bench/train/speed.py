@@ -19,9 +19,10 @@ from pathlib import Path
 from ..config import ConfigError, make_config
 from ..console import one_line, recorded_or_exit
 from ..files import append_rows, check_writable
-from ..provenance import git_sha, host, versions
+from ..provenance import git_sha, host
 from .archs import count_params_1k, get_arch
 from .fastpath import keep_freed_memory, memory_format
+from .libraries import VERSION_FIELDS, versions
 from .timing import (N_CLASSES, PeakMemory, count_gmacs, make_clock, synchronizer, synthetic_dls,
                      time_inference)
 
@@ -29,8 +30,7 @@ SPEED_FIELDS = [
     "timestamp", "arch", "family", "source", "img_size", "batch_size", "precision", "channels_last",
     "memory_format", "compile", "device", "threads", "train_img_s", "infer_img_s", "train_step_ms", "infer_step_ms",
     "params", "params_1k", "gmacs", "peak_mem_mb", "mem_method", "n_classes", "warmup_steps", "steps", "warmup_s",
-    "deterministic", "status", "error", "python", "torch", "torchvision", "fastai", "timm", "pytorchcv", "geffnet",
-    "git_sha", "host",
+    "deterministic", "status", "error", *VERSION_FIELDS, "git_sha", "host",
 ]
 
 

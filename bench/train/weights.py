@@ -18,6 +18,7 @@ from torch import nn
 
 from .archs import ArchSpec
 from .checkpoint import WeightsError, check_fits, file_sha256, load_fitted, read_state_dict
+from .libraries import LIBRARIES
 from ..network import hf_offline, online
 from .packaged import PACKAGES
 
@@ -25,52 +26,9 @@ __all__ = ["WeightsError", "resolve_weights", "load_model", "weights_identity", 
            "cached_file", "find_weights_file", "packaged_file"]
 
 
-def _torch_hub_file(url: str) -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
-
-
-def _tv_url(spec: ArchSpec) -> str:
-    import torchvision
-    return torchvision.models.get_model_weights(spec.name)[spec.weights_tag].url
-
-
-def _fastai_url(spec: ArchSpec) -> str:
-    return "https://s3.amazonaws.com/fast-ai-modelzoo/xrn50_940.pth"  # fastai.vision.models.xresnet._xresnet
-
-
-def _geffnet_url(spec: ArchSpec) -> str:
-    from geffnet import gen_efficientnet
-    return gen_efficientnet.model_urls[spec.name]
-
-
-def _ptcv_file(spec: ArchSpec) -> Path:
-    from pytorchcv.models.common.model_store import get_model_name_suffix_data
-    err, sha1, _ = get_model_name_suffix_data(spec.name)
-    root = Path(os.environ.get("PYTORCHCV_ROOT", Path.home() / ".torch" / "models")).expanduser()
-    return root / f"{spec.name}-{err}-{sha1[:8]}.pth"
-
-
-def _timm_cached(spec: ArchSpec) -> Path | None:
-    import timm
-    from huggingface_hub import try_to_load_from_cache
-    cfg = timm.models.get_pretrained_cfg(spec.name.split(":", 1)[1])
-    if cfg is None or not cfg.hf_hub_id:
-        return None
-    for fname in ("model.safetensors", "pytorch_model.bin"):
-        hit = try_to_load_from_cache(cfg.hf_hub_id, fname)
-        if isinstance(hit, str):
-            return Path(hit)
-    return None
-
-
-# source -> (where its warm cache keeps the file or None, host its downloads come from)
+# source -> (where its warm cache keeps the file or None, host its downloads come from): bench.train.libraries
 CACHES: dict[str, tuple[Callable[[ArchSpec], Path | None], str]] = {
-    "torchvision": (lambda s: _torch_hub_file(_tv_url(s)), "download.pytorch.org"),
-    "fastai": (lambda s: _torch_hub_file(_fastai_url(s)), "s3.amazonaws.com"),
-    "geffnet": (lambda s: _torch_hub_file(_geffnet_url(s)), "github.com"),
-    "pytorchcv": (_ptcv_file, "github.com"),
-    "timm": (_timm_cached, "huggingface.co"),
-}
+    lib.name: (lib.cache, lib.host) for lib in LIBRARIES.values()}
 
 
 def cached_file(spec: ArchSpec) -> Path | None:
