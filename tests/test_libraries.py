@@ -48,3 +48,12 @@ def test_index_columns_follow_runconfig():
     assert set(SETTINGS) <= set(row) and not set(NOT_RECORDED) & set(row)
     assert len(INDEX_FIELDS) == len(set(INDEX_FIELDS))
 
+
+def test_cli_choices_come_from_their_tables():
+    """`bench sweep --executor` offers what executors.EXECUTORS holds: a new executor needs no second list."""
+    from bench.cli import build_parser
+    from bench.config import CHOICES
+    from bench.sweep.executors import EXECUTORS
+    sweep = build_parser("sweep")._subparsers._group_actions[0].choices["sweep"]
+    options = {a.dest: a.choices for a in sweep._actions}
+    assert list(options["executor"]) == list(EXECUTORS) and list(options["track"]) == list(CHOICES["track"])

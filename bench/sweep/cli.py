@@ -7,8 +7,8 @@ import json
 import sys
 import time
 
-from ..config import ConfigError
-from .executors import check_ray_tracking, execute, start_early
+from ..config import CHOICES, ConfigError
+from .executors import EXECUTORS, check_ray_tracking, execute, start_early
 from .experiment import load_experiment
 from .plan import THREADS_PER_RUN, label, plan
 from .raycluster import preflight
@@ -126,7 +126,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="experiment file, e.g. experiments/quick.yaml")
     p.add_argument("--dataset", default=None, help="replace the file's dataset (name, folder or file)")
     p.add_argument("--results-dir", default="results", help="shared by every run (default: results)")
-    p.add_argument("--executor", choices=("local", "ray"), default="local",
+    p.add_argument("--executor", choices=tuple(EXECUTORS), default="local",
                    help="local: this machine's worker pool (libraries imported once, a fresh forked process per "
                         "run); ray: long-lived Ray actors, one per slot (local Ray unless --address)")
     p.add_argument("--address", default=None,
@@ -137,7 +137,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "local Ray instance (default: all)")
     p.add_argument("--cpus-per-task", type=int, default=None, metavar="N",
                    help="CPUs Ray reserves for each run, and torch's thread count in it (default: 1)")
-    p.add_argument("--track", choices=("none", "mlflow"), default=None,
+    p.add_argument("--track", choices=CHOICES["track"], default=None,
                    help="also log every run to MLflow (as --set track=mlflow): MLFLOW_TRACKING_URI, else a local "
                         "store in --results-dir")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
