@@ -17,7 +17,7 @@ from .train.catalog import describe
 from .train.show import describe as show, render
 
 # Subcommands contributed by other modules: each exposes add_cli(subparsers) and keeps heavy imports in its handler.
-PLUGINS = ("bench.sweep.cli", "bench.report.build", "bench.train.speed")
+PLUGINS = ("bench.sweep.commands", "bench.report.build", "bench.train.speed")
 OWN_COMMANDS = ("run", "list", "show", "check")
 
 

@@ -188,7 +188,7 @@ def test_the_sweep_package_has_no_import_cycle():
 def test_a_sweep_and_a_race_of_one_file_plan_the_same_runs_on_either_executor(tmp_path):
     import yaml
     from bench.cli import build_parser
-    from bench.sweep.cli import _executor_kw
+    from bench.sweep.commands import _executor_kw
     from bench.sweep.experiment import load_experiment
     from bench.sweep.plan import plan
     exp = tmp_path / "q.yaml"
