@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import ConfigError
+from ..console import one_line
 from ..sinks import RowSpool, replay
 from .eta import PlanEstimate
 from .plan import THREADS_PER_RUN, label, run_seconds
@@ -148,17 +149,9 @@ def run_ray(jobs: list[dict], report: Callable[[Outcome], None], address: str | 
     started = not ray.is_initialized()
     if started:
         connect(address, workers)  # a failed connection to a cluster: one ConfigError line with the fix
-    pending: dict = {}
+    pending: dict = {}  # Ray object ref -> (job, its claim, the actor running it)
     try:
-        res = ray.cluster_resources()
-        gpus = 1 if res.get("GPU", 0) >= 1 else 0
-        most = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=0)
-        if cpus_per_task > most:  # Ray would wait forever for a node that big
-            raise ConfigError(f"--cpus-per-task {cpus_per_task}: no node of the Ray cluster has that many CPUs "
-                              f"(the largest has {most:g})")
-        actor = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus, max_restarts=0)(Runner)
-        slots = int(res.get("CPU", 0) // cpus_per_task)
-        slots = max(1, min(slots, int(res["GPU"])) if gpus else slots)
+        actor, slots = ray_actors(cpus_per_task)
         idle = [actor.remote(job_env()) for _ in range(min(slots, len(jobs)))]
         queue, later = list(jobs), []
 
@@ -171,18 +164,7 @@ def run_ray(jobs: list[dict], report: Callable[[Outcome], None], address: str | 
                 pending[a.run.remote(job, cpus_per_task)] = (job, lock, a)
 
         while queue or later or pending:
-            while idle and queue:  # claims never wait here: a run claimed elsewhere is put off
-                job = queue.pop(0)
-                lock = claim(job, wait=False)
-                if lock is None:
-                    later.append(job)
-                else:
-                    start(job, lock)
-            for job in list(later):
-                lock = claim(job, wait=False) if idle else None
-                if lock is not None:
-                    later.remove(job)
-                    start(job, lock)
+            claim_next(queue, later, idle, start)
             if not pending:  # holding no claim now, so waiting for the other sweep's cannot deadlock
                 if later:
                     job = later.pop(0)
@@ -190,23 +172,62 @@ def run_ray(jobs: list[dict], report: Callable[[Outcome], None], address: str | 
                 continue
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=2.0 if later else None)
             for ref in ready:
-                job, lock, a = pending.pop(ref)
-                try:
-                    out = ray.get(ref)
-                    replay(out.pop("writes"), job["config"]["results_dir"])
-                    idle.append(a)
-                except ray.exceptions.RayError as e:  # the actor itself (not the run) died: still one row
-                    row = record_failure(job, f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300]}")
-                    out = dict(run_id=job["run_id"], status="failed", error=row["error"], row=row, seconds=0)
-                    idle.append(actor.remote(job_env()))
-                finally:
-                    lock.release()
-                report(out)
+                report(collect(ref, pending, idle, actor))
     finally:
         for _, lock, _ in pending.values():
             lock.release()
         if started:
             ray.shutdown()
+
+
+def ray_actors(cpus_per_task: int):
+    """The sweep's `Runner` actor class on this cluster (`cpus_per_task` CPUs, one GPU where the cluster has GPUs)
+    and how many of them fit at once."""
+    import ray  # deferred, as in run_ray
+    res = ray.cluster_resources()
+    gpus = 1 if res.get("GPU", 0) >= 1 else 0
+    most = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=0)
+    if cpus_per_task > most:  # Ray would wait forever for a node that big
+        raise ConfigError(f"--cpus-per-task {cpus_per_task}: no node of the Ray cluster has that many CPUs "
+                          f"(the largest has {most:g})")
+    actor = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus, max_restarts=0)(Runner)
+    slots = int(res.get("CPU", 0) // cpus_per_task)
+    return actor, max(1, min(slots, int(res["GPU"])) if gpus else slots)
+
+
+def claim_next(queue: list[dict], later: list[dict], idle: list, start: Callable) -> None:
+    """While an actor is idle, claim the queue's next jobs and `start` them; claims never wait here: a run claimed
+    by another sweep is put off to `later`, and those are tried again each time round (not waited for)."""
+    while idle and queue:
+        job = queue.pop(0)
+        lock = claim(job, wait=False)
+        if lock is None:
+            later.append(job)
+        else:
+            start(job, lock)
+    for job in list(later):
+        lock = claim(job, wait=False) if idle else None
+        if lock is not None:
+            later.remove(job)
+            start(job, lock)
+
+
+def collect(ref, pending: dict, idle: list, actor) -> Outcome:
+    """A finished Ray run's outcome, its rows appended by the driver and its claim released; an actor that died
+    (not the run) is replaced, and its run still gets one failed row."""
+    import ray  # deferred, as in run_ray
+    job, lock, a = pending.pop(ref)
+    try:
+        out = ray.get(ref)
+        replay(out.pop("writes"), job["config"]["results_dir"])
+        idle.append(a)
+    except ray.exceptions.RayError as e:
+        row = record_failure(job, one_line(e))
+        out = dict(run_id=job["run_id"], status="failed", error=row["error"], row=row, seconds=0)
+        idle.append(actor.remote(job_env()))
+    finally:
+        lock.release()
+    return out
 
 
 EXECUTORS = {"local": run_local, "ray": run_ray}

@@ -134,8 +134,38 @@ def load_experiment(path: str | Path, dataset: str | None = None, results_dir: s
     applied last) replace the file's values. A named dataset brings its profile and size as in `bench run`.
     `all_folds`: without `folds:` in the file (or `folds`), every fold of the split instead of fold 0 (a race's
     instances)."""
-    from ..data.named import dataset_profile  # deferred: pandas; `bench --help` imports this module
     path = Path(path)
+    doc = _document(path)
+    overrides = _fields(overrides or {})
+    check_cli_settings(overrides)
+    name = doc.get("name", path.stem)
+    dataset = dataset or doc.get("dataset") or RunConfig.dataset
+    profile, protocol, base = _protocol(doc, path, dataset, overrides)
+    if seeds is not None:
+        seeds = _int_list(seeds, "--seeds")
+    else:
+        seeds = _int_list(doc["seeds"], f"{path}: seeds") if "seeds" in doc else [base.seed]
+    if folds is None and doc.get("folds") is None and all_folds:
+        folds = base.n_folds
+    folds, n_folds = _folds(folds if folds is not None else doc.get("folds"),
+                            "--folds" if folds is not None else f"{path}: folds", base)
+    entries = _arch_entries(doc["archs"], path)
+    configs = []
+    for i, (arch, arch_over) in enumerate(entries):
+        where = f"{path}: archs[{i}] ({arch})"
+        try:
+            get_arch(arch)
+            settings = {**protocol, **n_folds, **_fields(arch_over), **overrides}
+            configs += [make_config(profile, **settings, arch=arch, dataset=dataset, seed=seed, fold=fold,
+                                    experiment=name, results_dir=results_dir) for seed in seeds for fold in folds]
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
+    return Experiment(name, path, tuple(configs), tuple(entry_labels(entries)),
+                      tuple((s, f) for s in seeds for f in folds))
+
+
+def _document(path: Path) -> dict:
+    """The experiment file as a mapping of the known keys (one ConfigError line naming the file otherwise)."""
     doc = _read(path)
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a mapping with keys {', '.join(TOP_KEYS)}")
@@ -149,49 +179,27 @@ def load_experiment(path: str | Path, dataset: str | None = None, results_dir: s
             raise ConfigError(f"{path}: {key}: expected text, got {doc[key]!r}")
     if "archs" not in doc:
         raise ConfigError(f"{path}: archs: missing (the list of architectures to run)")
-    overrides = _fields(overrides or {})
-    check_cli_settings(overrides)
-    name = doc.get("name", path.stem)
-    dataset = dataset or doc.get("dataset") or RunConfig.dataset
+    return doc
+
+
+def _protocol(doc: dict, path: Path, dataset: str, overrides: dict) -> tuple[str, dict, RunConfig]:
+    """The profile, the settings every run shares (the named dataset's defaults, then the file's protocol) and the
+    config they make; they and the command line's `overrides` on top of them are validated once, here."""
+    from ..data.named import dataset_profile  # deferred: pandas; `bench --help` imports this module
     if doc.get("profile", "blog") not in PROFILES:
         raise ConfigError(f"{path}: profile: {doc['profile']!r} is not one of {', '.join(PROFILES)}")
     profile, dataset_defaults = dataset_profile(dataset, doc.get("profile"))
-    protocol = _fields(_overrides(doc.get("protocol"), "protocol", path))
+    protocol = {**dataset_defaults, **_fields(_overrides(doc.get("protocol"), "protocol", path))}
     try:
-        base = make_config(profile, **{**dataset_defaults, **protocol})  # validates the shared overrides once
+        base = make_config(profile, **protocol)  # validates the shared overrides once
     except ConfigError as e:
         raise ConfigError(f"{path}: protocol: {e}") from None
     if overrides:
         try:
-            make_config(profile, **{**dataset_defaults, **protocol, **overrides})
+            make_config(profile, **{**protocol, **overrides})
         except ConfigError as e:
             raise ConfigError(f"--set: {e}") from None
-    if seeds is not None:
-        seeds = _int_list(seeds, "--seeds")
-    else:
-        seeds = _int_list(doc["seeds"], f"{path}: seeds") if "seeds" in doc else [base.seed]
-    if folds is None and doc.get("folds") is None and all_folds:
-        folds = base.n_folds
-    folds, n_folds = _folds(folds if folds is not None else doc.get("folds"),
-                            "--folds" if folds is not None else f"{path}: folds", base)
-    entries = _arch_entries(doc["archs"], path)
-    configs = []
-    for i, (arch, arch_over) in enumerate(entries):
-        where = f"archs[{i}] ({arch})"
-        try:
-            get_arch(arch)
-        except ConfigError as e:
-            raise ConfigError(f"{path}: {where}: {e}") from None
-        for seed in seeds:
-            for fold in folds:
-                settings = {**dataset_defaults, **protocol, **n_folds, **_fields(arch_over), **overrides}
-                try:
-                    configs.append(make_config(profile, **settings, arch=arch, dataset=dataset, seed=seed,
-                                               fold=fold, experiment=name, results_dir=results_dir))
-                except ConfigError as e:
-                    raise ConfigError(f"{path}: {where}: {e}") from None
-    return Experiment(name, path, tuple(configs), tuple(entry_labels(entries)),
-                      tuple((s, f) for s in seeds for f in folds))
+    return profile, protocol, base
 
 
 def _folds(value: Any, where: str, base: RunConfig) -> tuple[list[int], dict]:

@@ -1,9 +1,10 @@
-"""Checkpoint files: reading a state dict, its content hash, and fitting it to a model before anything trains.
+"""Checkpoint files: reading a state dict, its content hash, and whether it fits a model.
 
-A checkpoint fits a model when, after the known layout translations (bench.train.packaged), every tensor of the
-model gets exactly one tensor of the same shape and no tensor is left over. Checked on a model built on the meta
-device (no memory, no init cost), so a misfit is one clear line at preparation time, for every library, instead of a
-`RuntimeError` from `load_state_dict` in the middle of a run.
+A checkpoint fits a model when every tensor of the model gets exactly one tensor of the same shape and no tensor is
+left over. bench.train.weights, the one module that uses this one, translates known other layouts first
+(bench.train.packaged) and checks on a model built on the meta device (no memory, no init cost), so a misfit is one
+clear line at preparation time, for every library, instead of a `RuntimeError` from `load_state_dict` in the middle
+of a run.
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import torch
 from torch import nn
 
 from ..config import ConfigError
-from .packaged import efficientnet_pytorch_modules, is_efficientnet_pytorch, rename
 
 
 class WeightsError(ConfigError):
@@ -72,17 +72,14 @@ def _first(keys: list[str], n: int = 2) -> str:
     return ", ".join(keys[:n]) + (", ..." if len(keys) > n else "")
 
 
-def fit_state_dict(model: nn.Module, sd: dict, what: str, name: str) -> dict:
-    """`sd` in `model`'s names (an efficientnet_pytorch checkpoint into a timm EfficientNet is renamed), or a
-    WeightsError naming the first missing and unexpected keys and shape mismatches. `what` names the checkpoint and
-    `name` the architecture in the message. BatchNorm's `num_batches_tracked` may be absent (older checkpoints):
-    torch fills it in on loading."""
-    unmapped: list[str] = []
-    if is_efficientnet_pytorch(sd) and hasattr(model, "blocks") and hasattr(model, "conv_stem"):
-        sd, unmapped = rename(sd, efficientnet_pytorch_modules(model))
+def fit_state_dict(model: nn.Module, sd: dict, what: str, name: str, unmapped: list[str] = ()) -> dict:
+    """`sd` itself when it fits `model`, or a WeightsError naming the first missing and unexpected keys (`unmapped`:
+    keys a layout translation could not place, counted as unexpected) and shape mismatches. `what` names the
+    checkpoint and `name` the architecture in the message. BatchNorm's `num_batches_tracked` may be absent (older
+    checkpoints): torch fills it in on loading."""
     want = model.state_dict()
     missing = [k for k in want if k not in sd and not k.endswith("num_batches_tracked")]
-    unexpected = unmapped + [k for k in sd if k not in want]
+    unexpected = list(unmapped) + [k for k in sd if k not in want]
     wrong = [f"{k} {_shape(sd[k])} in file vs {_shape(want[k])} in model" for k in want
              if k in sd and sd[k].shape != want[k].shape]
     if missing or unexpected or wrong:
@@ -93,15 +90,3 @@ def fit_state_dict(model: nn.Module, sd: dict, what: str, name: str) -> dict:
                            f"a state dict of the library's full 1000-class {name}")
     return sd
 
-
-def load_fitted(model: nn.Module, sd: dict, what: str, name: str) -> nn.Module:
-    """Load `sd` into `model` after checking that it fits (see fit_state_dict); every tensor is replaced."""
-    model.load_state_dict(fit_state_dict(model, sd, what, name), strict=True)
-    return model
-
-
-def check_fits(build, path: Path, what: str, name: str) -> None:
-    """Does the checkpoint at `path` fit the model `build(False)` makes? Checked on the meta device (no memory)."""
-    with torch.device("meta"):
-        model = build(False)
-    fit_state_dict(model, read_state_dict(path, mmap=True), what, name)

@@ -48,6 +48,14 @@ _INVERTED_RESIDUAL = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv
                       "_project_conv": "conv_pwl", "_bn2": "bn3", **_SE}
 
 
+def translate(model, state_dict: dict) -> tuple[dict, list[str]]:
+    """`state_dict` in `model`'s layout where it is a known other one (an efficientnet_pytorch checkpoint into a timm
+    EfficientNet is renamed), with the keys the translation could not place; else unchanged, none left over."""
+    if is_efficientnet_pytorch(state_dict) and hasattr(model, "blocks") and hasattr(model, "conv_stem"):
+        return rename(state_dict, efficientnet_pytorch_modules(model))
+    return state_dict, []
+
+
 def is_efficientnet_pytorch(state_dict: dict) -> bool:
     return "_conv_stem.weight" in state_dict
 

@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 from .archs import ArchSpec
-from .checkpoint import WeightsError, check_fits, file_sha256, load_fitted, read_state_dict
+from .checkpoint import WeightsError, file_sha256, fit_state_dict, read_state_dict
 from .libraries import LIBRARIES
 from ..network import hf_offline, online
-from .packaged import PACKAGES
+from .packaged import PACKAGES, translate
 
 __all__ = ["WeightsError", "resolve_weights", "load_model", "weights_identity", "unavailable",
            "cached_file", "find_weights_file", "packaged_file"]
@@ -92,7 +92,17 @@ def unavailable(spec: ArchSpec) -> str | None:
 
 @lru_cache(maxsize=64)
 def _check_fits_once(spec: ArchSpec, path: str, sha: str) -> None:  # sha keys it: a changed file is checked again
-    check_fits(spec.build, Path(path), path, spec.name)
+    """Does the checkpoint at `path` fit the model `spec` builds? Checked on the meta device (no memory)."""
+    with torch.device("meta"):
+        model = spec.build(False)
+    _fitted(model, read_state_dict(Path(path), mmap=True), path, spec.name)
+
+
+def _fitted(model: nn.Module, sd: dict, what: str, name: str) -> dict:
+    """`sd` in `model`'s names: a known other layout translated (bench.train.packaged), then checked to fit every
+    tensor exactly once (bench.train.checkpoint); else a WeightsError."""
+    sd, unmapped = translate(model, sd)
+    return fit_state_dict(model, sd, what, name, unmapped)
 
 
 def resolve_weights(spec: ArchSpec, mode: str = "auto", weights: str | None = None) -> str:
@@ -132,7 +142,9 @@ def weights_identity(used: str) -> str:
 
 
 def _from_file(spec: ArchSpec, path: Path) -> nn.Module:
-    return load_fitted(spec.build(False), read_state_dict(path), str(path), spec.name)
+    model = spec.build(False)
+    model.load_state_dict(_fitted(model, read_state_dict(path), str(path), spec.name), strict=True)
+    return model
 
 
 def load_model(spec: ArchSpec, mode: str = "auto", weights: str | None = None) -> tuple[nn.Module, str]:
