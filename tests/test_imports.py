@@ -215,3 +215,17 @@ def test_needless_deferral_is_found(tmp_path):
         "config.py": "import os\n", "heavy.py": "import torch\n",
         "user.py": "def f():\n    from .config import x\n    from .heavy import y\n"}))
     assert [d.split(" defers ")[1] for d in needless_deferrals(modules, edges, third)] == ["bench.config"]
+
+
+# report/outcomes.py reads what train/outcomes.py writes (issue 24's per-image outcomes): left to their owner
+SHARED_NAMES = {"outcomes"}
+
+
+def test_one_name_one_module():
+    """No two of bench's modules share a file name (two `cli.py` or `stats.py` read as one in a traceback or a
+    search), bar the packages' __init__ and the names listed above."""
+    names: dict[str, list[str]] = {}
+    for path in ROOT.rglob("*.py"):
+        if path.name != "__init__.py" and path.stem not in SHARED_NAMES:
+            names.setdefault(path.name, []).append(str(path.relative_to(ROOT.parent)))
+    assert {n: p for n, p in names.items() if len(p) > 1} == {}
