@@ -23,8 +23,25 @@ CONTEXTS = {"1 thread, contiguous": dict(threads=1, channels_last="false"),
             "1 thread, channels_last": dict(threads=1, channels_last="true")}
 
 
+def finished(arch: str, seed: int, results: Path) -> dict | None:
+    """A run this benchmark already recorded in that folder (so a stopped measurement resumes)."""
+    import csv
+    index = results / "runs.csv"
+    if not index.exists():
+        return None
+    with index.open() as f:
+        for r in csv.DictReader(f):
+            if r.get("status") == "ok" and r.get("arch") == arch and r.get("seed") == str(seed):
+                return {"run_id": r["run_id"], "final_accuracy": float(r["final_accuracy"]),
+                        "final_valid_loss": float(r["final_valid_loss"]), "context": r.get("context")}
+    return None
+
+
 def train(arch: str, seed: int, results: Path, ctx: dict) -> dict:
     """One run in a fresh process (a context's thread count is the process's), its row back as JSON."""
+    done = finished(arch, seed, results)
+    if done:
+        return done
     code = ("import json, sys; from bench import make_config; from bench.train.protocol import run; "
             f"r = run(make_config('quick', arch={arch!r}, seed={seed}, results_dir={str(results)!r}, "
             f"threads={ctx['threads']}, channels_last={ctx['channels_last']!r})); "
