@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from conftest import make_image_folder
 from test_sweep import write_exp
@@ -29,3 +30,29 @@ def test_a_sweep_takes_the_seeds_and_folds_the_fill_command_names(tmp_path, caps
                  "--results-dir", str(tmp_path / "r")]) == 0
     runs = [json.loads(line)["config"] for line in capsys.readouterr().out.splitlines()]
     assert [(r["seed"], r["fold"]) for r in runs] == [(0, 3), (0, 4), (1, 3), (1, 4)]
+
+
+def test_timm_weights_are_found_in_the_hub_cache_by_path(tmp_path, monkeypatch):
+    from bench.train.catalog import hub_cached
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert not hub_cached("timm/convnext_atto.d2_in1k") and not hub_cached(None)
+    snap = tmp_path / "hub" / "models--timm--convnext_atto.d2_in1k" / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    (snap / "model.safetensors").write_bytes(b"weights")
+    assert hub_cached("timm/convnext_atto.d2_in1k")
+
+
+@pytest.mark.slow
+def test_a_warm_bench_list_imports_no_model_library(tmp_path):
+    """`bench list` answered in 0.1 s before it looked at weight caches through torchvision and timm (3-5 s, 13-16 s
+    under load); with the catalog warm it reads it and looks for files. Its time is benchmarks/bench_list.py's."""
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "BENCH_CACHE": str(tmp_path / "cache")}
+    cold = subprocess.run([sys.executable, "-m", "bench", "list"], env=env, capture_output=True, text=True)
+    warm = subprocess.run([sys.executable, "-X", "importtime", "-m", "bench", "list"], env=env, capture_output=True,
+                          text=True)
+    assert cold.returncode == warm.returncode == 0 and cold.stdout == warm.stdout
+    imported = {line.split("|")[-1].strip() for line in warm.stderr.splitlines() if line.startswith("import time:")}
+    assert not imported & {"torch", "torchvision", "timm", "fastai", "pytorchcv", "geffnet"}

@@ -28,7 +28,7 @@ def catalog_path() -> Path:
 
 def cache_key() -> str:
     here = Path(__file__).parent  # the registry and the weight-file rules, read as text (no torch import)
-    files = ("archs.py", "libraries.py", "weights.py", "packaged.py")
+    files = ("archs.py", "libraries.py", "weights.py", "packaged.py", "catalog.py")
     src = hashlib.sha256(b"".join((here / f).read_bytes() for f in files)).hexdigest()
     env = {k: os.environ.get(k, "") for k in _CACHE_ENV}
     return hashlib.sha256(json.dumps([versions(), env, src], sort_keys=True).encode()).hexdigest()[:16]
@@ -41,7 +41,16 @@ def _compute(spec: ArchSpec) -> dict:
             where = str(LIBRARIES[spec.source].cache(spec))
         except Exception:  # the library publishes no weights under this name
             where = None
-    return {"params_1k": count_params_1k(spec), "weights_file": where}
+    return {"params_1k": count_params_1k(spec), "weights_file": where, "hub_id": timm_hub_id(spec)}
+
+
+def timm_hub_id(spec: ArchSpec) -> str | None:
+    """The Hugging Face repository timm downloads a timm spec's weights from (None: none, or not a timm spec)."""
+    if spec.source != "timm":
+        return None
+    import timm  # deferred: only a cold catalog asks (seconds to import)
+    cfg = timm.models.get_pretrained_cfg(spec.timm_name or spec.name.split(":", 1)[-1])
+    return cfg.hf_hub_id if cfg is not None and cfg.hf_hub_id else None
 
 
 def _load(key: str) -> dict[str, dict]:
@@ -59,18 +68,29 @@ def _save(key: str, entries: dict[str, dict]) -> None:
         pass
 
 
+def hub_cached(hub_id: str | None) -> bool:
+    """A timm model's weights are in the Hugging Face hub cache, looked for by path as huggingface_hub lays it out
+    (`models--org--name/snapshots/<revision>/<file>`): asking timm would import it and torch, seconds."""
+    if not hub_id:
+        return False
+    home = Path(os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+                / "huggingface")
+    snapshots = Path(os.environ.get("HF_HUB_CACHE") or home / "hub").expanduser() / \
+        f"models--{hub_id.replace('/', '--')}" / "snapshots"
+    return any(snapshots.glob("*/model.safetensors")) or any(snapshots.glob("*/pytorch_model.bin"))
+
+
 def weights_state(spec: ArchSpec, entry: dict) -> str:
     """`packaged` (an installed package ships them), `none published`, `cached` or `not cached` (the library's own
-    cache file for this architecture)."""
-    if spec.timm_name in PACKAGES:
-        from .weights import packaged_file
-        if packaged_file(spec) is not None:
-            return "packaged"
+    cache file for this architecture). Looked up by path, importing neither torch nor a model library: a warm
+    `bench list` reads the catalog and looks for files (docs/benchmarks.md, "bench list")."""
+    package = PACKAGES.get(spec.timm_name or "")
+    if package is not None and package.path() is not None:
+        return "packaged"
     if spec.weights_tag is None:
         return "none published"
     if spec.source == "timm":
-        from .weights import cached_file
-        return "cached" if cached_file(spec) else "not cached"
+        return "cached" if hub_cached(entry.get("hub_id")) else "not cached"
     return "cached" if entry.get("weights_file") and Path(entry["weights_file"]).is_file() else "not cached"
 
 
