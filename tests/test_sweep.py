@@ -202,6 +202,8 @@ def test_ray_sweep_with_two_workers(tmp_path):
     assert main(["sweep", str(exp), "--executor", "ray", "--workers", "2", "--results-dir", str(results)]) == 0
     rows = index_rows(results)
     assert sorted(r["seed"] for r in rows) == ["0", "1"] and {r["status"] for r in rows} == {"ok"}
+    from bench.report.outcomes import read_outcomes  # the workers' per-image outcomes reached the driver's folder
+    assert all(len(read_outcomes(results, r)) == int(r["n_valid"]) for r in rows)
     # the same sweep again, locally: everything is already done, nothing runs
     assert main(["sweep", str(exp), "--results-dir", str(results)]) == 0
     assert len(index_rows(results)) == 2
