@@ -1,12 +1,12 @@
 """Does the race hold its stated level, and what do ties and close gaps cost it? Simulated races, no training
-(a minute on a CPU).
+(minutes on a CPU).
 
 1. Noisy ties without per-image outcomes: k equal candidates (binomial accuracies on 90 validation images around a
    per-instance difficulty drawn from U(0.6, 0.9)), 25 instances, 100 races: how often the race names a winner, how
    often it eliminates any of the equal candidates, and its compute.
 2. Held-out-like tables (the issue 16 case): 6 archs x 15 instances, the top two equal in truth, the other four 8-15
    points below, accuracies in steps of one image; of the first 150 generator seeds, those whose top two are not
-   separated by the full table (paired t and Wilcoxon p both in 0.07-0.15); each raced in the file order and 9
+   separated by the full table (paired t and Wilcoxon p both in 0.07-0.15); each raced in the file order and 4
    random orders: how often the race names a winner.
 3. With per-image outcomes (tests/test_race.py's `imaged`: 300 images a fold whose difficulty every run shares, each
    run's own noise, a seed shift of sd 0.3 logit): two candidates 0, 2 or 5 points apart (at 90 %), 15 seeds of one
@@ -76,7 +76,7 @@ def heldout_like(seed: int) -> dict:
     return {a: np.round((base + g + rng.normal(0, 0.028, 15)) * N_VALID) / N_VALID for a, g in zip(ARCHS, gaps)}
 
 
-def heldout(seeds: int = 150, orders: int = 10) -> str:
+def heldout(seeds: int = 150, orders: int = 5) -> str:
     from scipy import stats
     exp = experiment(ARCHS, range(5), range(3))
     tables = wins = 0
@@ -117,8 +117,8 @@ def with_outcomes(worlds: int = 20) -> list[str]:
 
 
 if __name__ == "__main__":
-    print(noisy_ties(2))
-    print(noisy_ties(6))
-    print(heldout())
     for line in with_outcomes():
-        print(line)
+        print(line, flush=True)
+    print(noisy_ties(2), flush=True)
+    print(noisy_ties(6), flush=True)
+    print(heldout(), flush=True)
