@@ -87,3 +87,12 @@ def test_accuracy_vs_time_starts_at_zero_or_is_logarithmic():
     assert ax.get_xscale() == "linear" and ax.get_xlim()[0] == 0  # 38-44 s drawn from zero: a 15 % difference
     ax = accuracy_vs_time(d.assign(total_s=[10.0, 400.0, 40.0])).axes[0]
     assert ax.get_xscale() == "log"
+
+
+def test_a_verdict_whose_candidates_all_beat_the_baseline_still_states_it(tmp_path):
+    from bench.report import perclass
+    ok = __import__("pandas").DataFrame([dict(model="m", run_id="r", outcomes="o/r.csv.gz")])
+    write_rows(tmp_path / "o/r.csv.gz", _outcomes(_preds(0)), OUTCOME_FIELDS)
+    sc = perclass.section_classes(ok, perclass.load(tmp_path, ok))
+    assert perclass.warning(sc) == ("Majority-class baseline 60.0 % (always 'ok'): every candidate is above it "
+                                    "beyond noise.")

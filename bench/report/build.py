@@ -165,7 +165,8 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
                             f"GMACs missing: `{hint}`\n" if hint else "",
                             f"{len(old)} stale run(s) not averaged in.\n" if len(old) and i == 0 else ""]
             md_sections += [f"![{t}]({p.name})\n" for t, p in images]
-            tops.append(verdict_html(ds, title, d, s, (f"<p class=warn>{html.escape(warn)}</p>" if warn else "")
+            cls = "warn" if "not above" in warn else "hint"
+            tops.append(verdict_html(ds, title, d, s, (f"<p class={cls}>{html.escape(warn)}</p>" if warn else "")
                                      + (pretraining if i == 0 else "")))
             sections.append(html_section(ds, title, s, comps[comps.section == sec], images,
                                          old if i == 0 else old.iloc[:0], mine,

@@ -173,9 +173,12 @@ def sentences(sc: SectionClasses) -> list[str]:
 
 
 def warning(sc: SectionClasses | None) -> str:
-    """One sentence for the verdict when a candidate is not above the majority baseline beyond noise, else ''."""
-    if sc is None or sc.baseline is None or not len(sc.below()):
+    """One sentence for the verdict: the majority-class baseline, and the candidates not above it beyond noise
+    ('' without outcomes)."""
+    if sc is None or sc.baseline is None:
         return ""
+    base = f"Majority-class baseline {100 * sc.baseline.share:.1f} % (always {sc.baseline.majority!r})"
+    if not len(sc.below()):
+        return f"{base}: every candidate is above it beyond noise."
     names = ", ".join(f"{r.model} ({100 * r.accuracy:.1f} %)" for r in sc.below().itertuples())
-    return (f"Majority-class baseline {100 * sc.baseline.share:.1f} % (always {sc.baseline.majority!r}); not above "
-            f"it beyond noise: {names}.")
+    return f"{base}; not above it beyond noise: {names}."
