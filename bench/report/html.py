@@ -242,7 +242,8 @@ def html_page(sections, notes, filters, n_ok, n_failed, races: str = "", article
               "noise</b> otherwise. The race prints the same verdict (bench/stats.py). Majority-class baseline: what "
               "always predicting the largest class scores on the same images; a model not above it beyond noise is "
               "named (one-sided exact binomial test). A held-out test set, when the dataset has one, is scored by "
-              f"each run's final model and used in no decision.{published} Click a column header to sort.</p></section>")
+              f"each run's final model and used in no decision.{published} Click a column header to sort.</p>"
+              "</section>")
     top = f"<section class=verdicts><h2>Verdicts</h2>{verdicts}</section>" if verdicts else ""
     return (f"<!doctype html><html><head><meta charset=utf-8><title>Benchmark report</title><style>{CSS}</style>"
             f"</head><body><h1>Benchmark report</h1><p class=meta>{html.escape(meta)} — generated {when}.</p>"
