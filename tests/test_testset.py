@@ -115,3 +115,23 @@ def test_a_run_scores_its_final_model_on_the_test_set(tmp_path):
     assert row["test_n"] == len(test) == 12 and test["item"].tolist() == p.dataset.test["path"].tolist()
     assert abs((test["pred"] == test["label"]).mean() - row["test_accuracy"]) < 1e-12
     assert len(out[out["split"] == "valid"]) == row["n_valid"]
+
+
+def test_the_test_loader_scores_as_validation_does(tmp_path):
+    """The test pass (a larger batch, fastai's test_dl) sees the validation transforms: on the validation images it
+    gives the validation loader's predictions."""
+    import torch
+    from bench.data.loaders import make_dls, test_loader
+    from bench.train.learner import build_model, make_learner, seed_all
+    from bench.train.outcomes import score
+    from bench.train.prepare import prepare
+    cfg = tiny_config(make_image_folder(tmp_path / "ds", per_class=12), tmp_path / "results")
+    p = prepare(cfg)
+    seed_all(cfg.seed)
+    dls = make_dls(cfg, p.dataset.root, p.items, device=torch.device("cpu"))
+    learn = make_learner(cfg, dls, build_model(cfg, n_classes=len(dls.vocab)))
+    valid = p.items[p.items["is_valid"]]
+    a = score(learn, dls.valid, valid["path"], valid["label"], "valid")
+    b = score(learn, test_loader(dls, cfg, p.dataset.root, valid, bs=256), valid["path"], valid["label"], "test")
+    assert [r["pred"] for r in a] == [r["pred"] for r in b]
+    assert max(abs(x["p_true"] - y["p_true"]) for x, y in zip(a, b)) < 1e-4
