@@ -44,6 +44,8 @@ def main() -> None:
     stats = arch_for(cfg.arch, cfg.activation, cfg.self_attention).input_stats()
     dls = make_dls(cfg, p.dataset.root, p.items, device=torch.device("cpu"), stats=stats)
     learn = make_learner(cfg, dls, build_model(cfg, n_classes=len(dls.vocab)))
+    from fastai.callback.progress import ProgressCallback  # a run has none (its epoch log replaces it)
+    learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, ProgressCallback)])
     valid = p.items[p.items["is_valid"]]
     passes = [("valid", lambda: (learn.dls.valid, valid))]
     if len(p.dataset.test):
