@@ -135,3 +135,13 @@ def test_the_test_loader_scores_as_validation_does(tmp_path):
     b = score(learn, test_loader(dls, cfg, p.dataset.root, valid, bs=256), valid["path"], valid["label"], "test")
     assert [r["pred"] for r in a] == [r["pred"] for r in b]
     assert max(abs(x["p_true"] - y["p_true"]) for x, y in zip(a, b)) < 1e-4
+
+
+def test_a_test_set_given_as_a_table(tmp_path):
+    root = make_image_folder(tmp_path / "ds", per_class=8)
+    make_image_folder(tmp_path / "held" / "imgs", per_class=3, seed=7)
+    rows = [(f"imgs/class_{c}/img_{i:03d}.png", f"class_{c}") for c in range(3) for i in range(3)]
+    pd.DataFrame(rows, columns=["path", "label"]).to_csv(tmp_path / "held" / "test.csv", index=False)
+    ds = load_dataset(str(root), test_set=str(tmp_path / "held" / "test.csv"))
+    assert len(ds.items) == 24 and len(ds.test) == 9
+    assert ds.test["path"].iloc[0] == "../held/imgs/class_0/img_000.png"
