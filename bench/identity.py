@@ -34,7 +34,8 @@ IDENTITY_VERSION = 3
 NOT_NUMERIC = frozenset({"results_dir", "experiment", "num_workers", "on_bad_image", "track", "threads", "device",
                          "channels_last", "top_k"})
 # Requests replaced by what they resolve to (identity's keywords).
-REQUESTED = frozenset({"dataset", "pretrained", "weights", "precision"})
+# (test_set: which files are test images is part of the dataset fingerprint, however the path was typed)
+REQUESTED = frozenset({"dataset", "pretrained", "weights", "precision", "test_set"})
 # What a split the dataset fixes itself (train/ + valid/ folders, an is_valid column) does not depend on.
 SPLIT_SETTINGS = ("split_seed", "n_folds")
 # Version 2's machine fields, dropped by `upgrade`.

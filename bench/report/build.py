@@ -146,7 +146,8 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
         pretraining = contrasts.html_block(gains, ds)  # said once per dataset, under its first verdict
         for i, sec in enumerate(secs or [None]):
             s = summary[summary.section == sec]
-            d = decide(s, verdicts.get(sec) or Verdict("none", "No finished runs yet."), {m: c for (k, m), c in fills.items() if k == sec}) if sec else \
+            fill = {m: c for (k, m), c in fills.items() if k == sec}
+            d = decide(s, verdicts.get(sec) or Verdict("none", "No finished runs yet."), fill) if sec else \
                 Decision("No current runs.")
             title = s.protocol_text.iloc[0] if len(s) else ""
             machines = contexts(ok[ok.section == sec]) if sec else ""
