@@ -187,6 +187,7 @@ def summarise(claims: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
                 worse_unconfirmed=share(worse.unconfirmed), equivalent_claims=len(eq),
                 equivalent_contradicted=share(eq.contradicted), intervals=len(cov), coverage=share(cov.covered),
                 stated_coverage=f"{100 * (1 - cov.level.astype(float).max()):.1f} %" if len(cov) else "",
+                median_halfwidth_pp=round(50 * float((cov.hi - cov.lo).median()), 1) if len(cov) else np.nan,
                 holds_best=share(v.holds_best), pick_holds_best=share(v.pick_holds_best),
                 cost_pct=f"{100 * v.runs_used.sum() / v.full_runs.sum():.0f} %"))
     return pd.DataFrame(rows)
