@@ -86,12 +86,20 @@ def score_verdict(world: str, source: str, runs: pd.DataFrame, valid: dict, test
                                     test_gap(runs, test, r["versus"], r["candidate"]), margin, r["lo"], r["hi"],
                                     r["level"], seeds=int(r["n"])))
     chosen = chosen_of(v)
-    return claims, dict(world=world, source=source, kind=v.kind, pick=v.pick or "", chosen=";".join(chosen),
+    return claims, dict(world=world, source=source, kind=v.kind, **family(claims), pick=v.pick or "",
+                        chosen=";".join(chosen),
                         truly_best=truth.index[0], best_test=truth.iloc[0],
                         chosen_test=float(truth[chosen].max()) if chosen else np.nan,
                         holds_best=holds_best(chosen, truth, margin),
                         pick_holds_best=holds_best([v.pick], truth, margin) if v.pick else np.nan,
                         runs_used=len(runs), full_runs=len(runs), words=v.words)
+
+
+def family(claims: list[dict]) -> dict:
+    """Per verdict: did any of its "worse" claims fail on the test images (the family-wise error alpha bounds)?"""
+    worse = [c for c in claims if c["claim"] == "worse"]
+    return dict(worse_claims=len(worse), any_worse_contradicted=any(c["contradicted"] for c in worse),
+                any_worse_unconfirmed=any(c["unconfirmed"] for c in worse))
 
 
 def race_log(results: Path) -> pd.DataFrame | None:
@@ -135,7 +143,8 @@ def score_race(world: str, results: Path, runs: pd.DataFrame, valid: dict, test:
     final, v = score_verdict(world, "race", race_runs(log, runs), valid, test, verdict_fn, alpha, margin,
                              truly_best(runs))
     last = log.iloc[-1]
-    v.update(kind=last["decision"], runs_used=int(last["runs_used"]), full_runs=int(last["full_factorial_runs"]))
+    v.update(kind=last["decision"], runs_used=int(last["runs_used"]), full_runs=int(last["full_factorial_runs"]),
+             **family(claims + final))  # the looks' eliminations are the race's claims too
     return claims + final, v
 
 
@@ -184,7 +193,9 @@ def summarise(claims: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
                 world=world, source=source, verdicts=len(v),
                 kinds=" ".join(f"{k} {n}" for k, n in v.kind.value_counts().items()),
                 worse_claims=len(worse), worse_contradicted=share(worse.contradicted),
-                worse_unconfirmed=share(worse.unconfirmed), equivalent_claims=len(eq),
+                worse_unconfirmed=share(worse.unconfirmed),
+                verdicts_with_a_contradicted_worse=share(v.any_worse_contradicted),
+                verdicts_with_an_unconfirmed_worse=share(v.any_worse_unconfirmed), equivalent_claims=len(eq),
                 equivalent_contradicted=share(eq.contradicted), intervals=len(cov), coverage=share(cov.covered),
                 stated_coverage=f"{100 * (1 - cov.level.astype(float).max()):.1f} %" if len(cov) else "",
                 median_halfwidth_pp=round(50 * float((cov.hi - cov.lo).median()), 1) if len(cov) else np.nan,

@@ -140,6 +140,7 @@ def test_race_looks_and_final_verdict_are_held_against_the_seeds_it_ran(sc, tmp_
     summary = sc.summarise(pd.DataFrame(claims), pd.DataFrame([v]))
     row = summary[summary.world == "all"].iloc[0]
     assert row.worse_contradicted.startswith("2/2 = 100 %") and row.cost_pct == "78 %"
+    assert row.verdicts_with_a_contradicted_worse.startswith("1/1 = 100 %")
 
 
 def test_benchs_own_verdict_is_scored(cal, sc):
