@@ -140,3 +140,14 @@ def test_a_sweep_prints_the_plans_estimate_from_its_first_run(tmp_path, capsys, 
     assert main(["sweep", str(exp), "--results-dir", str(tmp_path / "results"), "--workers", "1"]) == 0
     err = capsys.readouterr().err
     assert err.count("bench: estimated") == 1 and "the plan's 2 runs, 1 at a time: about" in err
+
+
+def test_progress_is_lines_off_a_terminal_and_nothing_in_a_quiet_worker(monkeypatch, capsys):
+    from bench.console import progress
+    monkeypatch.setenv("BENCH_CONSOLE", "lines")
+    assert list(progress(range(3), 3, "bench: scanning x", every=0)) == [0, 1, 2]
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("bench: scanning x: 1 of 3 (33%") and err[-1].startswith("bench: scanning x: 3 of 3 done")
+    monkeypatch.setenv("BENCH_CONSOLE", "off")
+    assert list(progress(range(3), 3, "bench: scanning x", every=0)) == [0, 1, 2]
+    assert capsys.readouterr().err == ""
