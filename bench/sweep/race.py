@@ -253,7 +253,7 @@ def round_line(row: dict) -> str:
 
 DECISIONS = {"winner": "winner {lead}, separated from every rival",
              "equivalent": "no single winner: the leader {lead} and others are equivalent within the margin",
-             "tie": "no winner: {lead} leads, not separated from every rival",
+             "tie": "no winner: {lead} leads but is not separated from every rival",
              "survivor": "{lead} is the only survivor after failures, not a winner by separation",
              "incomplete": "no verdict",
              "budget": "compute budget reached; still in: {alive}",
