@@ -144,7 +144,7 @@ def cmd_check(ns: argparse.Namespace) -> int:
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The whole parser; for this module's own commands (`run`, `list`, `show`) the plugins are not imported, which keeps
+    """The whole parser; for this module's own commands (OWN_COMMANDS) the plugins are not imported, which keeps
     their start-up free of pandas/scipy (`bench list` answers in about a second)."""
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)

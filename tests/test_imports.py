@@ -5,9 +5,9 @@ Read with `ast` from the source (top-level and function-local imports, relative 
 imported and a deferred import cannot hide a circle that only closes when the function runs.
 
 Layers, lowest first: the shared modules at the top of bench/ (config, console, files, provenance, identity, sinks,
-network) and the shared package bench/stats/; `bench.data`; `bench.train` and `bench.report`; `bench.sweep`; `bench.cli`. A module may import its
-own package and the layers below it; `report` reads results files, never training code (the race, in `sweep`, uses
-the report's verdict).
+network) and the shared package bench/stats/; `bench.data`; `bench.train` and `bench.report`; `bench.sweep`;
+`bench.cli`. A module may import its own package and the layers below it; `report` reads results files, never
+training code (the race, in `sweep`, uses the report's verdict).
 """
 from __future__ import annotations
 

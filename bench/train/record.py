@@ -26,11 +26,13 @@ SETTINGS = [f.name for f in fields(RunConfig) if f.name not in REALISED + NOT_RE
 
 INDEX_FIELDS = [
     "run_id", "variant_id", "protocol_id", "attempt", "timestamp", "status", "error", "family", "source",
-    "weights_used", "dataset", "dataset_fingerprint", "n_classes", "n_train", "n_valid", "split_hash", *SETTINGS, "moms",
+    "weights_used", "dataset", "dataset_fingerprint", "n_classes", "n_train", "n_valid", "split_hash", *SETTINGS,
+    "moms",
     "memory_format", "normalize", "params_total", "params_trainable_phase1", "params_1k", "final_accuracy",
     "best_accuracy", "best_epoch", "final_top_k", "final_valid_loss", "test_accuracy", "test_n", "phase1_seconds",
     "phase2_seconds",
-    "total_seconds", "train_img_per_s", "device", "threads", "context", *VERSION_FIELDS, "git_sha", "host", "epoch_log", "outcomes", "config_json", "identity_json",
+    "total_seconds", "train_img_per_s", "device", "threads", "context", *VERSION_FIELDS, "git_sha", "host",
+    "epoch_log", "outcomes", "config_json", "identity_json",
 ]
 
 
