@@ -125,6 +125,7 @@ def cmd_show(ns: argparse.Namespace) -> int:
 
 
 def cmd_check(ns: argparse.Namespace) -> int:
+    # deferred: pandas and torch, which `bench list` and `--help` do without
     from .train.check import facts, split_facts, summary, timing
     budget = parse_budget(ns.budget)  # a bad budget fails before minutes of scanning
     if ns.spec is not None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+import warnings
 
 from .config import ConfigError
 
@@ -41,7 +43,6 @@ def epoch_line(row: dict, k: int | None = None, total: int | None = None) -> str
 def quiet_libraries() -> None:
     """fastai/geffnet/timm import-time deprecation chatter hides the lines users need to read; the warnings left
     are shown as one `bench: warning: ...` line each (no file:line, no source echo), fit for logs."""
-    import warnings
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=".*torch.jit.*")
@@ -88,10 +89,9 @@ def progress(iterable, total: int, desc: str, every: float = 5.0):
     redraws; short work prints none), nothing when BENCH_CONSOLE=off."""
     mode = console_mode()
     if mode == "bar":
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # deferred: only a terminal draws a bar
         yield from tqdm(iterable, total=total, desc=desc, unit="img", file=sys.stderr, leave=False)
         return
-    import time
     last = start = time.monotonic()
     done = 0
     for done, item in enumerate(iterable, 1):

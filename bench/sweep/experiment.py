@@ -15,6 +15,7 @@ Every mistake is one ConfigError that names the file and the key, raised before 
 """
 from __future__ import annotations
 
+import tomllib
 from collections import Counter
 from dataclasses import dataclass
 from difflib import get_close_matches
@@ -54,12 +55,11 @@ def _read(path: Path) -> Any:
         raise ConfigError(f"{path}: no such experiment file")
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".toml":
-        import tomllib
         try:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    import yaml
+    import yaml  # deferred: `bench --help` imports this module, and only a YAML file needs it
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:

@@ -44,7 +44,7 @@ def preload() -> None:
 def gpu_count() -> int:
     """CUDA devices, counted through NVML (torch's device_count): no CUDA context here, which forked children could
     not use."""
-    import torch
+    import torch  # deferred: imported by preload, after quiet_libraries() has silenced import-time warnings
     return torch.cuda.device_count()
 
 

@@ -104,7 +104,7 @@ def execute(job: dict, sink=None) -> int:
     from ..train.prepare import Resolver
     from ..train.protocol import run
     if job.get("threads"):
-        import torch
+        import torch  # deferred: the sweep's driver imports this module
         torch.set_num_threads(int(job["threads"]))
     try:
         cfg = make_config(**job["config"])

@@ -64,7 +64,7 @@ class TimmStages:
     def __call__(self, body: nn.Module) -> Groups:
         named = dict(body.named_parameters())
         if hasattr(body, "group_matcher"):
-            from timm.models import group_parameters
+            from timm.models import group_parameters  # deferred: `bench list` reads the registry without the libraries
             ids = group_parameters(body, body.group_matcher(coarse=True))
             first = {n for gid in sorted(ids)[:self.lead] for n in ids[gid]}
         else:
@@ -104,9 +104,9 @@ class ArchSpec:
         """(mean, std) of the inputs its pretrained weights were trained with: timm's `pretrained_cfg` for timm
         bodies (0.5 / 0.5 for the EfficientNet-Lites), ImageNet's for torchvision, fastai, pytorchcv and geffnet, as
         the article fed every body (for geffnet's tf_ EfficientNets timm's cfg of the same weights agrees)."""
-        from fastai.vision.core import imagenet_stats
+        from fastai.vision.core import imagenet_stats  # deferred: `bench list` reads the registry without the libraries
         if self.timm_name:
-            import timm
+            import timm  # deferred: `bench list` reads the registry without the libraries
             cfg = timm.models.get_pretrained_cfg(self.timm_name)
             if cfg is not None and cfg.mean and cfg.std:
                 return tuple(map(float, cfg.mean)), tuple(map(float, cfg.std))
@@ -125,7 +125,7 @@ def register(spec: ArchSpec) -> ArchSpec:
 
 def _children(model: nn.Module, stop: int) -> nn.Sequential:
     """Named children up to `stop` as a plain Sequential: keeps parameter names readable (`layer1.0.conv1`)."""
-    from torch import nn
+    from torch import nn  # deferred: `bench list` reads the registry without the libraries
     return nn.Sequential(OrderedDict(list(model.named_children())[:stop]))
 
 
@@ -134,7 +134,7 @@ TV_WEIGHTS = "IMAGENET1K_V1"
 
 
 def _tv_build(name: str, pretrained: bool) -> nn.Module:
-    import torchvision
+    import torchvision  # deferred: `bench list` reads the registry without the libraries
     return torchvision.models.get_model(name, weights=TV_WEIGHTS if pretrained else None)
 
 
@@ -149,7 +149,7 @@ def tv_resnet(name: str) -> ArchSpec:
 # xresnet50 with self-attention (the article's SOTA run) it loads everything but the attention layers, which the
 # weights tag says.
 def _xresnet_build(name: str, sa: bool, activation: str, pretrained: bool) -> nn.Module:
-    from fastai.layers import Mish
+    from fastai.layers import Mish  # deferred: `bench list` reads the registry without the libraries
     from fastai.vision.models import xresnet
     act = {"act_cls": Mish} if activation == "mish" else {}  # else fastai's defaults.activation (ReLU)
     return getattr(xresnet, name)(pretrained=pretrained, sa=sa, **act)
@@ -173,7 +173,7 @@ def _xresnet_variant(depth: int, sa: bool, name: str, activation: str, self_atte
 
 # --- pytorchcv: model = [features, output]; features ends in a fixed AvgPool2d(7) that breaks other sizes: cut it
 def _ptcv_build(name: str, pretrained: bool) -> nn.Module:
-    from pytorchcv.model_provider import get_model
+    from pytorchcv.model_provider import get_model  # deferred: `bench list` reads the registry without the libraries
     root = os.environ.get("PYTORCHCV_ROOT")  # pytorchcv's own default: ~/.torch/models
     return get_model(name, pretrained=pretrained, **({"root": root} if root else {}))
 
@@ -191,7 +191,7 @@ def pytorchcv(name: str, family: str) -> ArchSpec:
 # checkpoints (and users' copies of them) are keyed on that model; as_sequential() then happens in the cut, which
 # drops its last four modules (pool, flatten, dropout, linear).
 def _geffnet_build(name: str, drop_rate: float, pretrained: bool) -> nn.Module:
-    import geffnet
+    import geffnet  # deferred: `bench list` reads the registry without the libraries
     return geffnet.create_model(name, pretrained=pretrained, drop_rate=drop_rate, drop_connect_rate=0.2)
 
 
@@ -207,7 +207,7 @@ def geffnet_effnet(name: str, drop_rate: float) -> ArchSpec:
 
 # --- timm, for anything nobody registered: `timm:<model name>`
 def _timm_build(name: str, pretrained: bool) -> nn.Module:
-    import timm
+    import timm  # deferred: `bench list` reads the registry without the libraries
     return timm.create_model(name, pretrained=pretrained)
 
 
@@ -246,7 +246,7 @@ def get_arch(name: str) -> ArchSpec:
     if name in REGISTRY:
         return REGISTRY[name]
     if name.startswith("timm:"):
-        import timm
+        import timm  # deferred: `bench list` reads the registry without the libraries
         tname = name[len("timm:"):]
         if not timm.is_model(tname):
             close = get_close_matches(tname, timm.list_models(), n=3)
@@ -271,7 +271,7 @@ def arch_for(arch: str, activation: str = "relu", self_attention: bool = False) 
 
 def count_params_1k(spec: ArchSpec) -> int:
     """Parameter count of the library's full 1000-class model, built on the meta device (no memory, no init cost)."""
-    import torch
+    import torch  # deferred: `bench list` reads the registry without the libraries
     with torch.device("meta"):
         model = spec.build(False)
     return sum(p.numel() for p in model.parameters())

@@ -44,7 +44,7 @@ def read_state_dict(path: Path, mmap: bool = False) -> dict:
     path = Path(path)
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+            from safetensors.torch import load_file  # deferred: only a .safetensors file needs it
             sd = load_file(str(path))
         else:
             try:

@@ -54,6 +54,7 @@ def num_features(body: nn.Module) -> int:
         # (mobilenetv3, lcnet, ghostnet) give more, so the output of a small dummy batch decides
         from fastai.callback.hook import dummy_eval
         return dummy_eval(body, (64, 64)).shape[1]
+    # deferred: the sweep's planner imports this module (check_device) without fastai
     from fastai.vision.learner import num_features_model
     return num_features_model(body)
 
@@ -87,6 +88,7 @@ def build_model(cfg: RunConfig, n_classes: int) -> Built:
 
 
 def make_learner(cfg: RunConfig, dls, built: Built, cbs=()):
+    # deferred: the sweep's planner imports this module (check_device) without fastai
     from fastai.metrics import accuracy, top_k_accuracy
     from fastai.optimizer import Adam
     from fastai.vision.all import Learner
@@ -100,6 +102,7 @@ def make_learner(cfg: RunConfig, dls, built: Built, cbs=()):
     # recorded in every row
     learn.memory_format = memory_format(cfg.channels_last, resolve_device(cfg.device), cfg.img_size)
     if learn.memory_format == "channels_last":
+        # deferred: the sweep's planner imports this module (check_device) without fastai
         from fastai.callback.channelslast import ChannelsLast
         learn.add_cb(ChannelsLast())
     if cfg.precision != "fp32":
@@ -111,6 +114,7 @@ def loss_function(kind: str):
     """None = fastai's default for the labels (CrossEntropyLossFlat from the DataBlock's CategoryBlock, as the article's
     main runs); label_smoothing = fastai's LabelSmoothingCrossEntropy (eps 0.1), the article's SOTA xResNet."""
     if kind == "label_smoothing":
+        # deferred: the sweep's planner imports this module (check_device) without fastai
         from fastai.losses import LabelSmoothingCrossEntropy
         return LabelSmoothingCrossEntropy()
     return None
@@ -120,7 +124,7 @@ def device_mixed_precision(amp_mode: str):
     """fastai's MixedPrecision on the device the model is on. fastai 2.8 hard-codes autocast('cuda'), so on a CPU
     `precision=bf16` silently trained in fp32 (measured: autocast off, fp32 logits); this autocasts on the model's
     device type instead, with a GradScaler only for fp16 (bf16 has fp32's range), exactly as fastai does on CUDA."""
-    import torch
+    import torch  # deferred: the sweep's planner imports this module (check_device) without fastai
     from fastai.callback.fp16 import MixedPrecision
     from torch.amp import GradScaler, autocast
 

@@ -39,7 +39,7 @@ def _hub_dir() -> Path:
 
 
 def _torchvision_file(spec: ArchSpec) -> Path:
-    import torchvision
+    import torchvision  # deferred, as every library import here
     return _hub_dir() / "checkpoints" / os.path.basename(
         torchvision.models.get_model_weights(spec.name)[spec.weights_tag].url)
 
@@ -50,12 +50,12 @@ def _fastai_file(spec: ArchSpec) -> Path:
 
 
 def _geffnet_file(spec: ArchSpec) -> Path:
-    from geffnet import gen_efficientnet
+    from geffnet import gen_efficientnet  # deferred, as every library import here
     return _hub_dir() / "checkpoints" / os.path.basename(gen_efficientnet.model_urls[spec.name])
 
 
 def _pytorchcv_file(spec: ArchSpec) -> Path:
-    from pytorchcv.models.common.model_store import get_model_name_suffix_data
+    from pytorchcv.models.common.model_store import get_model_name_suffix_data  # deferred, as every library import here
     err, sha1, _ = get_model_name_suffix_data(spec.name)
     root = Path(os.environ.get("PYTORCHCV_ROOT", Path.home() / ".torch" / "models")).expanduser()
     return root / f"{spec.name}-{err}-{sha1[:8]}.pth"
@@ -63,7 +63,7 @@ def _pytorchcv_file(spec: ArchSpec) -> Path:
 
 def _timm_file(spec: ArchSpec) -> Path | None:
     """timm's Hugging Face hub cache file for the spec's pretrained config, if it is on disk."""
-    import timm
+    import timm  # deferred, as every library import here
     from huggingface_hub import try_to_load_from_cache
     cfg = timm.models.get_pretrained_cfg(spec.name.split(":", 1)[1])
     if cfg is None or not cfg.hf_hub_id:

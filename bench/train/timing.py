@@ -3,6 +3,8 @@ around the training batches, peak memory, MAC counts and timed inference. Nothin
 import time (the CLI imports `bench.train.speed` to register its subcommand)."""
 from __future__ import annotations
 
+import copy
+import resource
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -18,7 +20,7 @@ DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
 
 class _SynthDataset:
     def __init__(self, n: int):
-        from fastai.losses import CrossEntropyLossFlat
+        from fastai.losses import CrossEntropyLossFlat  # deferred: see the module docstring
         self.n = n
         self.loss_func = CrossEntropyLossFlat()  # what make_dls' Categorize gives the Learner
 
@@ -48,7 +50,7 @@ class SyntheticBatches:
 
 
 def synthetic_dls(batch_size: int, img_size: int, n_train: int, n_valid: int, device, seed: int = 0):
-    import torch
+    import torch  # deferred: see the module docstring
     from fastai.data.core import DataLoaders
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch_size, 3, img_size, img_size, generator=g).to(device)
@@ -60,7 +62,7 @@ def synthetic_dls(batch_size: int, img_size: int, n_train: int, n_valid: int, de
 
 
 def synchronizer(device):
-    import torch
+    import torch  # deferred: see the module docstring
     if device.type == "cuda":
         return lambda: torch.cuda.synchronize(device)
     return lambda: None
@@ -94,12 +96,11 @@ class PeakMemory:
         if self.device.type != "cuda":
             rss = self._status("VmRSS")
             if rss is None:
-                import resource
                 self.method, rss = "ru_maxrss_delta", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             self.base = rss
 
     def start(self):
-        import torch
+        import torch  # deferred: see the module docstring
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
             return
@@ -110,13 +111,12 @@ class PeakMemory:
                 self.method = "ru_maxrss_delta"
 
     def stop(self) -> float:
-        import torch
+        import torch  # deferred: see the module docstring
         if self.device.type == "cuda":
             return torch.cuda.max_memory_allocated(self.device) / 2**20
         if self.method == "cpu_rss_hwm_delta":
             peak = self._status("VmHWM")
         else:
-            import resource
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return max(0.0, (peak or 0.0) - self.base)
 
@@ -126,8 +126,7 @@ def count_gmacs(model, img_size: int) -> float | None:
     multiply-add as one "flop" (conv: N*Cout*H*W*Cin*k*k/groups), so its total is MACs (tests check this on a
     conv). It also counts BatchNorm/pooling elementwise work at one per element (small next to convs) and skips other
     elementwise ops. Returns None where tracing fails (some timm models), rather than failing the benchmark."""
-    import copy
-    import torch
+    import torch  # deferred: see the module docstring
     from fvcore.nn import FlopCountAnalysis
     m = copy.deepcopy(model).to("cpu", memory_format=torch.contiguous_format).float().eval()
     try:
@@ -141,7 +140,7 @@ def count_gmacs(model, img_size: int) -> float | None:
 
 def make_clock(warmup: int, sync, mem: PeakMemory):
     """A fastai callback that times the training batches after `warmup`, then stops the fit (no validation)."""
-    from fastai.callback.core import Callback, CancelFitException
+    from fastai.callback.core import Callback, CancelFitException  # deferred: see the module docstring
 
     class Clock(Callback):
         order = 100  # after every harness callback: their per-batch work is inside the timed region
@@ -172,7 +171,7 @@ def make_clock(warmup: int, sync, mem: PeakMemory):
 
 
 def autocast_ctx(device_type: str, precision: str):
-    import torch
+    import torch  # deferred: see the module docstring
     if precision == "fp32":
         return nullcontext()
     return torch.autocast(device_type, dtype=getattr(torch, DTYPES[precision]))
@@ -180,7 +179,7 @@ def autocast_ctx(device_type: str, precision: str):
 
 def time_inference(model, x, precision: str, channels_last: bool, steps: int, warmup: int, sync) -> float:
     """Seconds for `steps` forward passes after `warmup` untimed ones."""
-    import torch
+    import torch  # deferred: see the module docstring
     model.eval()
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)

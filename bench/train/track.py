@@ -112,7 +112,7 @@ class MlflowTracker(Callback):
             os.environ.setdefault(k, v)
         if os.environ.get("BENCH_OFFLINE"):
             os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        import mlflow
+        import mlflow  # deferred: only a run with track=mlflow loads MLflow
         from mlflow.entities import Param
         self.client = client = mlflow.MlflowClient(self.uri)
         name = experiment_name(self.cfg)
@@ -134,13 +134,13 @@ class MlflowTracker(Callback):
             client.log_batch(self.mlflow_run.info.run_id, params=params[i:i + 100])
 
     def _log_epoch(self, row: dict) -> None:
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric  # deferred: only a run with track=mlflow loads MLflow
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(row[k]), now, int(row["epoch"])) for k in CURVES if _number(row.get(k))]
         self.client.log_batch(self.mlflow_run.info.run_id, metrics=metrics)
 
     def _end(self, row: dict) -> None:
-        from mlflow.entities import Metric, RunTag
+        from mlflow.entities import Metric, RunTag  # deferred: only a run with track=mlflow loads MLflow
         run_id, now = self.mlflow_run.info.run_id, int(time.time() * 1000)
         tags = [RunTag(k, v) for k, v in self._tags(row).items()]
         metrics = [Metric(k, float(row[k]), now, 0) for k in FINAL if _number(row.get(k))]
