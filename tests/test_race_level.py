@@ -97,7 +97,7 @@ def test_held_out_like_top_two_not_separated_by_the_full_factorial_give_no_sole_
     acc = heldout_like()
     assert stats.ttest_rel(acc["resnet18"], acc["resnet34"]).pvalue > 0.05  # the full factorial does not separate
     exp = experiment(tmp_path, seeds=range(5), folds=range(3))
-    orders = [list(exp.instances)] + [random.Random(o).sample(exp.instances, 15) for o in range(1, 10)]
+    orders = [list(exp.instances)] + [random.Random(o).sample(exp.instances, 15) for o in range(1, 4)]
     for o, order in enumerate(orders):  # old main declared a sole winner in 4 of 20 such orders
         res = race(reordered(exp, order), from_table(exp, acc))
         assert res.decision != "winner" and {"resnet18", "resnet34"} <= set(res.survivors), (o, res.rounds[-1])
