@@ -71,34 +71,38 @@ def futile(g: Gap, level: float, margin: float, shared: list[tuple], final: list
            n_train: float | None = None) -> bool:
     """Could the pair be separated, or shown equivalent, on `final` instances? Judged at the gap's optimistic
     bound for each (one-sided OPTIMISM, 80 %): the current gap alone stops a true difference that started small."""
+    from scipy import stats
+    var, df = projected(g, shared, final, n_train)
+    h = float(stats.t.ppf(1 - level / 2, df)) * math.sqrt(var)
     z_opt = NormalDist().inv_cdf(OPTIMISM)
-    h = NormalDist().inv_cdf(1 - level / 2) * math.sqrt(projected_var(g, shared, final, n_train))
     d, sd = abs(g.diff), math.sqrt(max(g.var, 0.0))
     return not (d + z_opt * sd > h or max(d - z_opt * sd, 0.0) + h < margin)
 
 
-def projected_var(g: Gap, shared: list[tuple], final: list[tuple], n_train: float | None = None) -> float:
-    """The gap's variance on `final` (seed, fold) instances, from its components on `shared`: one seed's variance
-    within a fold is divided by each fold's seeds, one fold's image variance by the folds; where the spread of the
-    fold gaps was the larger (bench.stats' Nadeau-Bengio term), what it holds beyond the image term is taken for
-    seed noise (optimistic: a real fold effect would not shrink), and its factor 1/F + n_valid/n_train follows F."""
+def projected(g: Gap, shared: list[tuple], final: list[tuple], n_train: float | None = None) -> tuple[float, float]:
+    """The gap's variance on `final` (seed, fold) instances, from its components on `shared`, and the degrees of
+    freedom its test would have: one seed's variance within a fold is divided by each fold's seeds, one fold's image
+    variance by the folds; where the spread of the fold gaps was the larger (bench.stats' Nadeau-Bengio term), what
+    it holds beyond the image term is taken for seed noise (optimistic: a real fold effect would not shrink), its
+    factor 1/F + n_valid/n_train follows F, and so do its F - 1 degrees of freedom (else a normal quantile)."""
     now, then = Counter(f for _, f in shared), Counter(f for _, f in final)
     k, k2 = len(now), len(then)
     if not k or g.var <= 0:
-        return max(g.var, 0.0)
+        return max(g.var, 0.0), math.inf
     inv_now, inv_then = sum(1 / s for s in now.values()), sum(1 / s for s in then.values())
     image = g.var_image * k                               # one fold's image term (its mean gap's variance)
     seed = g.var_seed * k ** 2 / inv_now                  # one seed's variance within a fold
-    within = g.var_seed + g.var_image
     ratio = g.images / n_train if n_train else NB_RATIO
-    across = k >= 2 and g.var > within * (1 + 1e-9)
+    across = k >= 2 and g.var > (g.var_seed + g.var_image) * (1 + 1e-9)
     if across:
         spread = g.var / (1 / k + ratio)                  # the variance of the fold gaps
         seed = max(seed, (spread - image) * k / inv_now)
-    projected = seed * inv_then / k2 ** 2 + image / k2
-    if across:
-        projected = max(projected, (1 / k2 + ratio) * (seed * inv_then / k2 + image))
-    return projected
+    within = seed * inv_then / k2 ** 2 + image / k2
+    if across and k2 >= 2:
+        folds = (1 / k2 + ratio) * (seed * inv_then / k2 + image)
+        if folds > within:
+            return folds, k2 - 1
+    return within, math.inf
 
 
 # --- the race's runs as bench.stats' input (scores: candidate -> {(seed, fold): race.Score})
