@@ -93,12 +93,12 @@ def estimate_callback(head_epochs: int, ft_epochs: int, run_id: str = "", say=No
             print(estimate_line(cost, head_epochs, ft_epochs), file=sys.stderr)
             return
         folder = os.environ.get(ESTIMATES_ENV)
-        if folder and run_id:
+        if folder and run_id and Path(folder).is_dir():  # not on a Ray node without the driver's disk
             data = {"run_id": run_id, "seconds": cost.run(head_epochs, ft_epochs), "line": estimate_line(
                 cost, head_epochs, ft_epochs)}
             try:
                 atomic_write(Path(folder) / f"{run_id}.json", json.dumps(data).encode())
-            except OSError:  # a Ray node without the driver's folder: the sweep simply shows no estimate
+            except OSError:  # the sweep has ended meanwhile: it shows no estimate
                 pass
 
     class Estimate(Callback):
