@@ -5,12 +5,12 @@ Each survivor is compared with the leader on the (seed, fold) instances and imag
 - `worse` (separated) -> eliminated;
 - `equivalent` (the interval lies inside +-margin) -> kept as a survivor, stops running;
 - `futile` -> kept as a survivor, stops running: not separated and not equivalent now, and neither reachable by the
-  last instance at the current gap. The projection gives the pair every remaining instance: the seed part of the
-  gap's variance shrinks with the seeds each fold gets, the image part only with more folds (every seed of a fold is
-  scored on the same images), and the spread across folds with Nadeau & Bengio's factor (1/F + n_valid/n_train).
-  Where it must guess it guesses for racing on (what the fold spread holds beyond image noise is taken for seed
-  noise; a normal quantile instead of Student's t). Futility only stops running; it never makes a claim, so
-  the race-wide alpha is untouched;
+  last instance even at the gap's optimistic bound (one-sided 80 %). The projection gives the pair every remaining
+  instance: the seed part of the gap's variance shrinks with the seeds each fold gets, the image part only with more
+  folds (every seed of a fold is scored on the same images), and the spread across folds with Nadeau & Bengio's
+  factor (1/F + n_valid/n_train) and bench.stats' F - 1 degrees of freedom. Where it must guess it guesses for racing
+  on (what the fold spread holds beyond image noise is taken for seed noise). Futility only stops running; it never
+  makes a claim, so the race-wide alpha is untouched;
 - `racing` otherwise: it runs the next instance with the leader.
 """
 from __future__ import annotations
