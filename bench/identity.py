@@ -121,29 +121,6 @@ def ids(ident: Mapping[str, Any]) -> dict[str, str]:
             "identity_json": json.dumps(dict(ident), sort_keys=True, default=str)}
 
 
-_WEIGHTS_WORDS = {"random": "random init", "imagenet": "ImageNet weights", "file": "weights from a file"}
-
-
-def describe_protocol(ident: Mapping[str, Any], dataset: str = "") -> str:
-    """A protocol in words, for a report section's heading: the settings people choose by, then every other setting
-    that differs from the article's protocol (so two sections never read the same)."""
-    from .config import RunConfig  # pure dataclass: the defaults are the article's protocol
-    g = ident.get
-    parts = [f"{g('img_size')} px" + (f" (items {g('item_size')} px)" if g('item_size') != g('img_size') else ""),
-             f"{g('head_epochs')}+{g('ft_epochs')} epochs", _WEIGHTS_WORDS[weights_kind(str(g('weights', '')))],
-             f"{float(g('pct_images', 1)) * 100:g} % of {dataset or 'the data'}", f"batch {g('batch_size')}"]
-    shown = {"img_size", "item_size", "head_epochs", "ft_epochs", "weights", "pct_images", "batch_size"}
-    defaults = {k: _canonical(v) for k, v in RunConfig().to_dict().items()}
-    for k in sorted(protocol_fields(ident)):
-        v = g(k)
-        if k in shown or k in ("dataset_fingerprint", "split_hash", "identity_version", "weights_kind"):
-            continue
-        if k in defaults and defaults[k] == v:
-            continue
-        parts.append(f"{k}={v}")
-    return ", ".join(parts)
-
-
 def _cell(v: Any) -> str:
     """A CSV cell as text: '' for missing (None, or pandas' NaN)."""
     return "" if v is None or (isinstance(v, float) and v != v) else str(v)

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from bench.identity import (identity, protocol_id, row_identity, run_id, variant_id, describe_protocol, ids,
+from bench.identity import (identity, protocol_id, row_identity, run_id, variant_id, ids,
                             weights_kind)
 from conftest import make_image_folder, tiny_config
 
@@ -80,14 +80,6 @@ def test_seed_and_fold_are_the_instance_and_the_arch_is_the_candidate():
     assert protocol_id(_ident(base.replace(ft_epochs=1))) != protocol_id(a)
     assert [weights_kind(w) for w in ("random", "", "sha256:ab", "timm:in1k")] == ["random", "random", "file",
                                                                                     "imagenet"]
-
-
-def test_a_protocol_reads_in_words_and_names_what_differs_from_the_article():
-    from bench.config import make_config
-    words = describe_protocol(_ident(make_config("quick")), "digits")
-    assert words.startswith("32 px, 1+4 epochs, random init, 100 % of digits, batch 32")
-    assert "ft_lr_min=0.003" in words and "threads" not in words and "cpu" not in words
-    assert describe_protocol(_ident(make_config("quick", ft_epochs=1)), "digits") != words
 
 
 def test_a_row_carries_its_identity_and_a_legacy_row_never_pools_with_a_current_one():

@@ -159,7 +159,7 @@ def heavy_modules(modules: dict, edges: list, third: dict) -> set[str]:
 
 # Being rewritten by the lead (issues 23/24), who tidies their deferred imports himself; circles and climbs are
 # checked in them as everywhere.
-REWRITTEN = {"bench.identity", "bench.sweep.race", "bench.sweep.racelog"}
+REWRITTEN: set[str] = set()
 
 
 def needless_deferrals(modules: dict, edges: list, third: dict, skip=frozenset()) -> list[str]:

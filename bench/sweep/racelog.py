@@ -18,7 +18,9 @@ import json
 from pathlib import Path
 
 from ..config import ConfigError
+from ..files import atomic_write, encode_rows, read_rows
 from .experiment import Experiment
+from .plan import with_threads
 
 LOG_FIELDS = ["race", "round", "instance", "n_instances", "survivors", "racing", "eliminated", "failed",
               "equivalent", "futile", "best", "test", "statistic", "p_value", "alpha", "margin", "level", "decision",
@@ -35,13 +37,11 @@ def names(cell: str | None) -> list[str]:
 
 def write_log(path: Path, rows: list[dict]) -> None:
     """The whole log, replaced atomically: a killed race never leaves half a row."""
-    from ..logs import atomic_write, encode_rows
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, encode_rows(rows, LOG_FIELDS, header=True))
 
 
 def read_log(path: Path) -> list[dict]:
-    from ..logs import read_rows
     return read_rows(path) if path.is_file() else []
 
 
@@ -138,7 +138,6 @@ def resolve_dataset(exp: Experiment) -> dict:
     """The dataset the race's runs will be scored on: its name, content fingerprint and the split hash of each fold
     raced (resolved as the plan does, writing nothing)."""
     from ..train.prepare import Resolver
-    from .plan import with_threads
     resolver, folds, prep = Resolver(write=False), {}, None
     for seed, fold in exp.instances:
         if fold not in folds:

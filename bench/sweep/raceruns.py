@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from ..config import RunConfig
 from ..identity import current_run_id
-from ..logs import read_rows
+from ..files import read_rows
 from . import plan as planner
 from .executors import execute
 

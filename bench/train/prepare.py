@@ -16,7 +16,7 @@ from ..config import ConfigError, RunConfig
 from ..identity import identity, run_id as run_id_of
 from ..data.dataset import Dataset, load_dataset
 from ..data.split import load_or_make_split, subsample
-from ..logs import check_writable
+from ..files import check_writable
 from .archs import arch_for
 from .realise import realise
 from .weights import resolve_weights

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from importlib.metadata import PackageNotFoundError, version
 
 import torch
 
 from ..config import RunConfig
 from ..identity import CORE_LIBRARIES
+from ..provenance import version
 from .archs import ArchSpec
 from .fastpath import memory_format
 from .libraries import LIBRARIES
@@ -24,17 +24,9 @@ from .libraries import LIBRARIES
 LIBRARY = {lib.name: lib.package for lib in LIBRARIES.values()}
 
 
-@lru_cache(maxsize=None)
-def _version(pkg: str) -> str:
-    try:
-        return version(pkg)
-    except PackageNotFoundError:
-        return ""
-
-
 def library_versions(spec: ArchSpec) -> dict[str, str]:
     pkg = LIBRARY.get(spec.source, spec.source)
-    return {**{p: _version(p) for p in CORE_LIBRARIES}, "arch_library": f"{pkg}=={_version(pkg)}"}
+    return {**{p: version(p) for p in CORE_LIBRARIES}, "arch_library": f"{pkg}=={version(pkg)}"}
 
 
 @lru_cache(maxsize=None)
