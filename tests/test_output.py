@@ -34,7 +34,9 @@ def test_run_off_a_terminal_prints_lines_not_bars(tiny_folder, results_dir, caps
     # the auto fallback warns once, as one line, without Python's file:line and source echo
     warns = [line for line in lines if line.startswith("bench: warning: ")]
     assert len(warns) == 1 and "pretrained=auto" in warns[0] and "UserWarning" not in err
-    assert len(lines) == 4, lines  # run header, warning, two epochs: nothing else
+    estimates = [line for line in lines if line.startswith("bench: estimated ")]
+    assert len(estimates) == 1 and "per run" in estimates[0]  # the time, known from the first batches (issue 25)
+    assert len(lines) == 5, lines  # run header, warning, the estimate, two epochs: nothing else
     (row,) = read_rows(results_dir / "runs.csv")
     # 3 classes: top-5 is capped at 2, and the summary names the k really used
     assert row["top_k"] == "2" and "top-2 " in out and "top-5" not in out
