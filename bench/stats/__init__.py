@@ -13,9 +13,11 @@ matrix D[s, i] = correct_a - correct_b over its shared seeds s and its validatio
 its variance is estimated as a two-way crossed design: var(seed means) / S + var(image means) / N (each with its own
 degrees of freedom, combined by Welch-Satterthwaite). That counts the seed-by-image interaction twice, so it errs on
 the wide side; it is the closed form of the paired bootstrap over images within folds and over instances. Folds are
-averaged with equal weight. Across two or more folds the training sets overlap (any two of five share 3/4 of their
-images), so the spread of the fold gaps is also taken with Nadeau & Bengio's correction (1/F + n_valid/n_train) and
-the larger of the two variances is used. Rows without per-image outcomes (older runs) bound the image term by the
+averaged with equal weight. Across two or more folds, what the fold gaps spread beyond their own noise is the
+training set's effect (a random-effects term, as in a meta-analysis); the folds' training sets overlap (any two of
+five share 3/4 of their images), so that term counts with Nadeau & Bengio's factor (1/F + n_valid/n_train), on F - 1
+degrees of freedom. Folds that agree within their noise add nothing, so a large consistent gap on 3 folds separates;
+folds that disagree widen the interval. Rows without per-image outcomes (older runs) bound the image term by the
 largest discordance their error rates allow (conservative), and the words say so.
 
 Claims (two-sided test, Student t): each comparison is tested at alpha / m, where m = k(k-1)/2 counts every pair
