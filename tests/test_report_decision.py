@@ -128,3 +128,21 @@ def test_make_report_exp_filters_only_when_given(args, flag):
     assert ("--experiment" in line) == (flag is not None)  # the sweep's default EXP=quick is not a filter
     if flag:
         assert flag in line
+
+
+def test_a_finished_race_is_summarised_by_the_verdict_it_printed(tmp_path):
+    """The race's decision is bench.stats.verdict's words: the report repeats them rather than its own reading of
+    the log's decision code (which knew nothing of equivalent or futile survivors)."""
+    import csv as _csv
+    res = tmp_path / "results"
+    write_csv(res / "runs.csv", [run_row("resnet34", s, 0.9) for s in range(3)])
+    path = res / "races" / "r.csv"
+    path.parent.mkdir(parents=True)
+    said = "resnet34, resnet50 are equivalent within 0.5 pp (leader resnet34 (90.0 %, n=3)); use the cheapest, resnet34"
+    with path.open("w", newline="") as f:
+        w = _csv.writer(f)
+        w.writerow(RACE_FIELDS + ["verdict"])
+        w.writerow(["r", 3, "s2f0", 3, "resnet34;resnet50", "", "", "", "", 0.05, "equivalent", 6, 10,
+                    "2025-01-01T00:00:00", said])
+    (race,) = report.build_report(res).races
+    assert said in race.summary() and "equivalent" in race.summary()

@@ -12,7 +12,7 @@ import pandas as pd
 from .tables import read_csv
 
 COLUMNS = ["race", "round", "instance", "n_instances", "survivors", "eliminated", "test", "statistic", "p_value",
-           "alpha", "level", "decision", "runs_used", "full_factorial_runs", "rule", "timestamp"]
+           "alpha", "level", "decision", "runs_used", "full_factorial_runs", "rule", "verdict", "timestamp"]
 
 
 @dataclass
@@ -42,6 +42,11 @@ class Race:
                 "failed": "no winner: every candidate's runs failed",
                 "continue": f"not finished; still in: {names}"}
         what = what.get(self.decision, f"{self.decision or 'no decision'}; still in: {names}")
+        # a race that ended wrote the verdict it printed (bench.stats.verdict, the report's own function): say that
+        said = self.rounds["verdict"].dropna() if "verdict" in self.rounds else pd.Series(dtype=object)
+        said = [v for v in said.astype(str) if v.strip()]
+        if said and self.decision != "continue":
+            return f"Race {self.name} ({self.decision}, {where}; compute {cost}): {said[-1]}"
         return f"Race {self.name}: {what} {where}; compute {cost}."
 
     @property
