@@ -23,8 +23,8 @@ import pandas as pd
 
 Z95 = 1.6448536269514722  # one-sided 95 %
 VERDICT_COLUMNS = ["candidate", "seed", "fold", "run_id", "final_accuracy", "n_valid"]
-CLAIM_COLUMNS = ["world", "source", "claim", "best", "candidate", "seeds", "test_gap", "test_se", "lo", "hi",
-                 "level", "covered", "contradicted", "unconfirmed"]
+CLAIM_COLUMNS = ["world", "source", "claim", "best", "candidate", "seeds", "valid_gap", "test_gap", "test_se", "lo",
+                 "hi", "level", "covered", "contradicted", "unconfirmed"]
 
 
 def test_gap(runs: pd.DataFrame, test: dict, a: str, b: str, seeds=None) -> tuple[float, float]:
@@ -41,9 +41,11 @@ def test_gap(runs: pd.DataFrame, test: dict, a: str, b: str, seeds=None) -> tupl
 
 
 def claim_row(world: str, source: str, claim: str, best: str, cand: str, gap: tuple, margin: float,
-              lo: float = np.nan, hi: float = np.nan, level: float = np.nan, seeds: int = 0) -> dict:
+              lo: float = np.nan, hi: float = np.nan, level: float = np.nan, seeds: int = 0,
+              valid_gap: float = np.nan) -> dict:
     g, se = gap
-    row = dict(world=world, source=source, claim=claim, best=best, candidate=cand, seeds=seeds, test_gap=g,
+    row = dict(world=world, source=source, claim=claim, best=best, candidate=cand, seeds=seeds, valid_gap=valid_gap,
+               test_gap=g,
                test_se=se, lo=lo, hi=hi, level=level, covered=bool(lo <= g <= hi) if np.isfinite(lo) else np.nan)
     if claim == "worse":
         row["contradicted"] = bool(g <= 0)
@@ -84,7 +86,7 @@ def score_verdict(world: str, source: str, runs: pd.DataFrame, valid: dict, test
         if r["claim"] != "not compared":
             claims.append(claim_row(world, source, r["claim"], r["versus"], r["candidate"],
                                     test_gap(runs, test, r["versus"], r["candidate"]), margin, r["lo"], r["hi"],
-                                    r["level"], seeds=int(r["n"])))
+                                    r["level"], seeds=int(r["n"]), valid_gap=r.get("diff", np.nan)))
     chosen = chosen_of(v)
     return claims, dict(world=world, source=source, kind=v.kind, **family(claims), pick=v.pick or "",
                         chosen=";".join(chosen),
@@ -178,6 +180,18 @@ def share(flags: pd.Series) -> str:
     return f"{k}/{n} = {100 * k / n:.0f} % [{100 * ci.low:.0f}, {100 * ci.high:.0f}]"
 
 
+def error_sd(c: pd.DataFrame) -> float:
+    """Root mean square of (validation gap - test gap) in units of the standard error the printed interval implies
+    (its half-width over the normal quantile of its level): about 1 if the intervals are as wide as the errors need,
+    < 1 when wider (conservative), > 1 when narrower."""
+    from scipy.stats import norm
+    c = c[np.isfinite(c.lo.astype(float)) & (c.hi > c.lo)]
+    if len(c) < 2:
+        return np.nan
+    se = (c.hi - c.lo) / (2 * norm.ppf(1 - c.level.astype(float) / 2))
+    return float(np.sqrt((((c.valid_gap - c.test_gap) / se) ** 2).mean()))
+
+
 def summarise(claims: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
     """One row per world and source (report; race = its final verdict and its looks' claims; subsets), and pooled
     ('all')."""
@@ -199,6 +213,7 @@ def summarise(claims: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
                 equivalent_contradicted=share(eq.contradicted), intervals=len(cov), coverage=share(cov.covered),
                 stated_coverage=f"{100 * (1 - cov.level.astype(float).max()):.1f} %" if len(cov) else "",
                 median_halfwidth_pp=round(50 * float((cov.hi - cov.lo).median()), 1) if len(cov) else np.nan,
+                error_sd_in_printed_se=round(error_sd(cov), 2),
                 holds_best=share(v.holds_best), pick_holds_best=share(v.pick_holds_best),
                 cost_pct=f"{100 * v.runs_used.sum() / v.full_runs.sum():.0f} %"))
     return pd.DataFrame(rows)

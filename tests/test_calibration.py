@@ -167,3 +167,11 @@ def test_subsets_are_every_candidate_group_on_every_three_seeds_all_ran(sc):
     _, verdicts = sc.score_subsets("w", runs, {}, test, verdict, 0.05, 0.005)
     assert len(calls) == len(verdicts) == 4 and {s for _, s in calls} == {("1", "2", "3")}
     assert {g for g, _ in calls} == {("A", "B"), ("A", "C"), ("B", "C"), ("A", "B", "C")}
+
+
+def test_error_sd_is_one_for_intervals_as_wide_as_the_errors(sc):
+    rng = np.random.default_rng(0)
+    err = rng.normal(0, 0.02, 4000)  # validation gap - test gap, sd 2 pp; intervals printed with se 2 pp at 95 %
+    c = pd.DataFrame(dict(valid_gap=0.01 + err, test_gap=0.01, lo=err - 0.0392, hi=err + 0.0392, level=0.05))
+    assert sc.error_sd(c) == pytest.approx(1, abs=0.05)
+    assert sc.error_sd(c.assign(lo=c.lo - 0.0392, hi=c.hi + 0.0392)) == pytest.approx(0.5, abs=0.03)
