@@ -121,6 +121,46 @@ def ids(ident: Mapping[str, Any]) -> dict[str, str]:
             "identity_json": json.dumps(dict(ident), sort_keys=True, default=str)}
 
 
+# The words people choose variants by come first in a label; the data fields are never a variant's difference (runs
+# compared together were scored on the same images).
+LABEL_FIRST = ("img_size", "item_size", "head_epochs", "ft_epochs", "weights_kind")
+NOT_LABELLED = ("dataset_fingerprint", "split_hash", "identity_version")
+_KIND_WORDS = {"random": "random init", "imagenet": "ImageNet", "file": "weights file"}
+
+
+def setting_words(field: str, value: Any) -> str:
+    """One setting of a label in words: `32 px`, `ImageNet`, otherwise `field=value`."""
+    if field == "weights_kind":
+        return _KIND_WORDS.get(str(value), str(value))
+    if field == "img_size":
+        return f"{value} px"
+    if field == "item_size":
+        return f"items {value} px"
+    return f"{field}={'?' if value in (None, '') else value}"
+
+
+def variant_labels(variants: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """key -> label for variants compared together (one identity each): the arch plus, in words, every protocol
+    field in which they differ (the kind of weights, not each arch's own checkpoint) and every arch-only field in
+    which one arch's variants differ. The report and the race label candidates with it, so their verdicts read
+    alike."""
+    protos = {k: protocol_fields(v) for k, v in variants.items()}
+    fields = sorted({f for p in protos.values() for f in p} - set(NOT_LABELLED),
+                    key=lambda f: (LABEL_FIRST.index(f) if f in LABEL_FIRST else len(LABEL_FIRST), f))
+    varying = [f for f in fields if len({str(p.get(f, "")) for p in protos.values()}) > 1]
+    archs: dict[str, list[str]] = {}
+    for k, v in variants.items():
+        archs.setdefault(str(v.get("arch", "")), []).append(k)
+    own = [f for f in ARCHITECTURE if f != "arch"
+           and any(len({str(variants[k].get(f, "")) for k in ks}) > 1 for ks in archs.values())]
+    labels = {}
+    for k, v in variants.items():
+        words = [setting_words(f, protos[k].get(f, "")) for f in varying]
+        words += [setting_words(f, v.get(f, "")) for f in own]
+        labels[k] = f"{v.get('arch', '?')} ({', '.join(words)})" if words else str(v.get("arch", "?"))
+    return labels
+
+
 def _cell(v: Any) -> str:
     """A CSV cell as text: '' for missing (None, or pandas' NaN)."""
     return "" if v is None or (isinstance(v, float) and v != v) else str(v)

@@ -18,8 +18,8 @@ import pandas as pd
 
 import hashlib
 
-from ..identity import ARCHITECTURE, protocol_fields
-from .variants import DATA
+from ..identity import protocol_fields, variant_labels
+from .variants import identity_keys
 
 INSTANCE = ["seed", "split_seed", "fold"]
 def protocol_frame(ident: pd.DataFrame) -> pd.DataFrame:
@@ -40,36 +40,17 @@ def scoring_keys(ident: pd.DataFrame) -> pd.Series:
     return pd.Series(ids, index=ident.index, dtype=object)
 
 
-FIRST = ["img_size", "item_size", "head_epochs", "ft_epochs", "weights_kind"]  # the words people choose by, first
-_KIND_WORDS = {"random": "random init", "imagenet": "ImageNet", "file": "weights file"}
-
-
-def _words(field: str, value: str) -> str:
-    if field == "weights_kind":
-        return _KIND_WORDS.get(value, value)
-    if field == "img_size":
-        return f"{value} px"
-    if field == "item_size":
-        return f"items {value} px"
-    return f"{field}={value or '?'}"
-
-
 def candidate_labels(runs: pd.DataFrame, ident: pd.DataFrame) -> pd.Series:
-    """Per section: the arch plus, in words, every setting in which the section's variants differ (the kind of
-    weights rather than each arch's own checkpoint; an arch-only field when one arch has several values), so two
-    candidates never read alike and the common case stays a bare arch name."""
+    """Per section: each variant labelled by bench.identity.variant_labels (the race's labeller too): the arch plus,
+    in words, what differs between the section's variants."""
     labels = runs.arch.astype(str).copy()
-    frame = protocol_frame(ident)
-    arch_fields = [c for c in ident.columns if c in ARCHITECTURE and c != "arch"]
+    # the row's arch column too: rows written before config_json existed have an identity without one
+    keys = runs.arch.astype(str) + " " + identity_keys(ident)
     for _, idx in runs.groupby("section", sort=False).groups.items():
-        varying = sorted((c for c in frame.columns if c not in DATA and frame.loc[idx, c].nunique() > 1),
-                         key=lambda c: (FIRST.index(c) if c in FIRST else len(FIRST), c))
-        by_arch = runs.loc[idx].groupby("arch").groups.values()
-        varying += [c for c in arch_fields if any(ident.loc[i, c].nunique() > 1 for i in by_arch)]
-        if varying:
-            words = [", ".join(_words(c, (frame if c in frame.columns else ident).at[i, c]) for c in varying)
-                     for i in idx]
-            labels[idx] = [f"{a} ({w})" for a, w in zip(labels[idx], words)]
+        firsts = {k: {**{f: v for f, v in ident.loc[i].items() if v != ""}, "arch": runs.at[i, "arch"]}
+                  for i, k in zip(idx, keys[idx])}
+        words = variant_labels(firsts)
+        labels[idx] = [words[k] for k in keys[idx]]
     return labels
 
 

@@ -92,7 +92,7 @@ def race(exp: Experiment, evaluate: Evaluate, min_instances: int = MIN_INSTANCES
     `evaluate_runs`). Writes the log after every round when `log` is given, and replays it when it exists."""
     check_settings(min_instances, alpha, margin, budget_pct)
     echo = echo or (lambda line: None)
-    cands = candidate_labels(exp)
+    cands = candidate_labels(exp, (dataset or {}).get("identities"))
     full = len(cands) * len(exp.instances)
     budget = math.floor(full * budget_pct / 100 + 1e-9)
     check_race(exp, min_instances, budget, budget_pct)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..config import ConfigError
 from ..files import atomic_write, encode_rows, read_rows
+from ..identity import variant_labels
 from .experiment import Experiment
 from .plan import with_threads
 
@@ -106,9 +107,15 @@ def key_changes(old: dict, new: dict) -> list[str]:
     return out
 
 
-def candidate_labels(exp: Experiment) -> dict[str, str]:
-    """display label -> the experiment's entry label: the arch plus every setting in which the candidates differ
-    (as the report labels a section's variants), e.g. "tf_efficientnet_lite0 (pretrained=true)"."""
+def candidate_labels(exp: Experiment, identities: dict | None = None) -> dict[str, str]:
+    """display label -> the experiment's entry label. With the candidates' resolved identities (`resolve_dataset`):
+    bench.identity.variant_labels, the report's own labels ("tf_efficientnet_lite0 (ImageNet)"), so the race's
+    verdict and the report's read alike; without (a race on an Evaluate function): the arch plus every setting in
+    which the entries differ, e.g. "tf_efficientnet_lite0 (pretrained=true)"."""
+    if identities and set(identities) == set(exp.labels):
+        shown = {label.replace(";", ","): e for e, label in variant_labels(identities).items()}
+        if len(shown) == len(exp.labels):
+            return {label: shown[label] for label in sorted(shown, key=lambda x: exp.labels.index(shown[x]))}
     settings = {e: candidate_settings(exp, e) for e in exp.labels}
     varying = sorted({k for s in settings.values() for k, v in s.items()
                       if k != "arch" and len({str(o.get(k)) for o in settings.values()}) > 1})
@@ -128,7 +135,8 @@ def race_key(exp: Experiment, cands: dict[str, str], dataset: dict | None, alpha
              min_instances: int, rule: str) -> dict:
     """What the race's decisions depend on (racelog.py). `dataset`: the resolved dataset (`resolve_dataset`); None
     names it by its spelling only (no content fingerprint)."""
-    data = dataset or {"name": exp.configs[0].dataset, "fingerprint": None, "split": None}
+    data = {k: v for k, v in (dataset or {"name": exp.configs[0].dataset, "fingerprint": None, "split": None}).items()
+            if k != "identities"}  # the candidates are keyed by their settings below
     return dict(dataset=data, candidates={c: candidate_settings(exp, e) for c, e in cands.items()},
                 instances=[instance_words(i) for i in exp.instances], alpha=alpha, margin=margin,
                 min_instances=min_instances, rule=rule)
@@ -143,8 +151,11 @@ def resolve_dataset(exp: Experiment) -> dict:
         if fold not in folds:
             prep = resolver.prepare(with_threads(exp.cell(exp.labels[0], (seed, fold))))
             folds[fold] = prep.split_hash
+    # each candidate's identity (its first instance, minus the instance): what the report labels it by
+    first = exp.instances[0]
+    idents = {e: resolver.prepare(with_threads(exp.cell(e, first))).ident for e in exp.labels}
     return {"name": prep.dataset.name, "fingerprint": prep.dataset.fingerprint,
-            "split": ",".join(sorted(set(folds.values())))}
+            "split": ",".join(sorted(set(folds.values()))), "identities": idents}
 
 
 def instance_words(instance: tuple[int, int]) -> str:
