@@ -55,6 +55,61 @@ def _gap_words(r: dict) -> str:
     return f"{_pp(r['diff'])} behind on {r['n']} instances, interval [{_pp(r['lo'])}, {_pp(r['hi'])}]"
 
 
+def _not_yet(cands: dict, ranked: list, not_ranked: list, leader, cycle, table) -> str | None:
+    """Why no candidate can be chosen yet (the words), or None when the comparisons can decide."""
+    if len(ranked) < 2:
+        return (f"No verdict yet: fewer than two candidates have {MIN_INSTANCES} (seed, fold) instances "
+                f"({', '.join(f'{c} {len(d)}' for c, d in cands.items())}); run them on the same seeds and folds.")
+    if leader is None:
+        led = all(any(shares(cands[m], cands[o]) >= MIN_INSTANCES and mean_gap(cands[o], cands[m]) > 1e-12
+                      for o in ranked if o != m) for m in cycle)
+        why = ("each trail another on the instances they share (a cycle, possible only when they ran different "
+               "instances)" if led else f"lead, but never ran {MIN_INSTANCES} instances in common")
+        return f"No verdict: {', '.join(sorted(cycle))} {why}; run every candidate on the same instances."
+    threats = [c for c in not_ranked + table[table.claim == "not compared"].candidate.tolist()
+               if shares(cands[c], cands[leader]) and mean_gap(cands[c], cands[leader]) > 0]
+    if threats:
+        return (f"No verdict yet: {', '.join(threats)} lead{'s' if len(threats) == 1 else ''} {leader} on the "
+                f"few instances they share (fewer than {MIN_INSTANCES}); run "
+                f"{'it' if len(threats) == 1 else 'them'} on more seeds or folds before choosing.")
+    if (table.claim == "not compared").all():  # nothing to hold the leader against: no "use" from a lack of rivals
+        return (f"No verdict yet: no other candidate shares {MIN_INSTANCES} (seed, fold) instances with the leader "
+                f"{leader}; run them on the same seeds and folds.")
+    return None
+
+
+def _decide(v: Verdict, lead: str, compared: pd.DataFrame, how: str, cost: dict | None) -> None:
+    """Use X, equivalent (the cheapest), or no single best: kind, pick, sets and words."""
+    leader, margin = v.leader, v.margin
+    worse, eq = compared[compared.claim == "worse"], compared[compared.claim == "equivalent"]
+    open_ = compared[compared.claim == "not separated"]
+    if open_.empty and eq.empty:
+        v.kind, v.pick = "use", leader
+        r = worse.sort_values("diff").iloc[0].to_dict()
+        v.words = (f"Use {leader}: every other candidate is worse beyond noise on the images and instances it shares "
+                   f"with {lead}; the runner-up {r['candidate']} {_gap_words(r)} {how}.")
+    elif open_.empty:
+        v.kind = "equivalent"
+        v.equivalent = [leader, *eq.candidate]
+        v.pick = min(v.equivalent, key=lambda m: (cost_key(cost, m), m != leader))
+        dearest = max(v.equivalent, key=lambda m: (cost_key(cost, m), m == leader))
+        cheaper = f"{_cheaper(cost, v.pick, dearest)} than {dearest}" if _cheaper(cost, v.pick, dearest) else ""
+        v.words = (f"{', '.join(v.equivalent)} are equivalent within {_pp(margin)} (leader {lead}); use the "
+                   f"cheapest, {v.pick}" + (f" ({cheaper})" if cheaper else "") + f" {how}.")
+    else:
+        v.kind = "tie"
+        v.tied = [leader, *open_.candidate]
+        detail = "; ".join(f"{r['candidate']} {_gap_words(r)}" for r in open_.sort_values("diff").to_dict("records"))
+        v.words = (f"No single best: {lead} leads, not separated from {detail} {how}. Neither a difference nor "
+                   f"equivalence within {_pp(margin)} is shown: more seeds narrow the seed noise, more folds (or "
+                   "more images) the image noise.")
+        if len(eq):
+            v.words += f" Equivalent to {leader} within {_pp(margin)}: {', '.join(eq.candidate)}."
+    if len(worse) and v.kind != "use":
+        v.words += f" Worse beyond noise: {', '.join(worse.candidate)}."
+    v.tied = v.tied or [leader, *eq.candidate]
+
+
 def verdict(runs: pd.DataFrame, outcomes: dict | None = None, *, alpha: float = ALPHA, margin: float = MARGIN,
             cost: dict | None = None, n_train: float | None = None) -> Verdict:
     """The verdict on one group of candidates scored on the same images. `runs`: one row per finished instance with
@@ -75,67 +130,15 @@ def verdict(runs: pd.DataFrame, outcomes: dict | None = None, *, alpha: float = 
         v.words = (f"Only {only} has finished runs on these images ({_pct(means[only])}, n={len(d)}): nothing to "
                    "compare it with.")
         return v
-    if len(ranked) < 2:
-        v.kind = "incomplete"
-        v.words = (f"No verdict yet: fewer than two candidates have {MIN_INSTANCES} (seed, fold) instances "
-                   f"({', '.join(f'{c} {len(d)}' for c, d in cands.items())}); run them on the same seeds and folds.")
-        return v
-    if leader is None:
-        v.kind = "incomplete"
-        led = all(any(shares(cands[m], cands[o]) >= MIN_INSTANCES and mean_gap(cands[o], cands[m]) > 1e-12
-                      for o in ranked if o != m) for m in cycle)
-        why = ("each trail another on the instances they share (a cycle, possible only when they ran different "
-               "instances)" if led else f"lead, but never ran {MIN_INSTANCES} instances in common")
-        v.words = f"No verdict: {', '.join(sorted(cycle))} {why}; run every candidate on the same instances."
-        return v
-    threats = [c for c in not_ranked + table[table.claim == "not compared"].candidate.tolist()
-               if shares(cands[c], cands[leader]) and mean_gap(cands[c], cands[leader]) > 0]
-    if threats:
-        v.kind = "incomplete"
-        v.words = (f"No verdict yet: {', '.join(threats)} lead{'s' if len(threats) == 1 else ''} {leader} on the "
-                   f"few instances they share (fewer than {MIN_INSTANCES}); run "
-                   f"{'it' if len(threats) == 1 else 'them'} on more seeds or folds before choosing.")
+    why = _not_yet(cands, ranked, not_ranked, leader, cycle, table)
+    if why:
+        v.kind, v.words = "incomplete", why
         return v
     compared = table[table.claim != "not compared"]
-    if compared.empty:  # nothing to hold the leader against: no "use" from a lack of rivals
-        v.kind = "incomplete"
-        v.words = (f"No verdict yet: no other candidate shares {MIN_INSTANCES} (seed, fold) instances with the leader "
-                   f"{leader}; run them on the same seeds and folds.")
-        return v
-    worse = compared[compared.claim == "worse"]
-    eq = compared[compared.claim == "equivalent"]
-    open_ = compared[compared.claim == "not separated"]
     level = pair_level(len(ranked), alpha)
     how = (f"(per comparison: two-sided, level α/{comb(len(ranked), 2)} = {level:.2g}, intervals at that level; "
            f"seed and image noise counted)")
-    lead = f"{leader} ({_pct(means[leader])}, n={len(cands[leader])})"
-    if open_.empty and eq.empty:
-        v.kind, v.pick = "use", leader
-        r = worse.sort_values("diff").iloc[0].to_dict()
-        v.words = (f"Use {leader}: every other candidate is worse beyond noise on the images and instances it shares "
-                   f"with {lead}; the runner-up {r['candidate']} {_gap_words(r)} {how}.")
-    elif open_.empty:
-        v.kind = "equivalent"
-        v.equivalent = [leader, *eq.candidate]
-        v.pick = min(v.equivalent, key=lambda m: (cost_key(cost, m), m != leader))
-        dearest = max(v.equivalent, key=lambda m: (cost_key(cost, m), m == leader))
-        cheaper = f"{_cheaper(cost, v.pick, dearest)} than {dearest}" if _cheaper(cost, v.pick, dearest) else ""
-        v.words = (f"{', '.join(v.equivalent)} are equivalent within {_pp(margin)} (leader {lead}); use the "
-                   f"cheapest, {v.pick}" + (f" ({cheaper})" if cheaper else "") + f" {how}.")
-        if len(worse):
-            v.words += f" Worse beyond noise: {', '.join(worse.candidate)}."
-    else:
-        v.kind = "tie"
-        v.tied = [leader, *open_.candidate]
-        detail = "; ".join(f"{r['candidate']} {_gap_words(r)}" for r in open_.sort_values("diff").to_dict("records"))
-        v.words = (f"No single best: {lead} leads, not separated from {detail} {how}. Neither a difference nor "
-                   f"equivalence within {_pp(margin)} is shown: more seeds narrow the seed noise, more folds (or "
-                   "more images) the image noise.")
-        if len(eq):
-            v.words += f" Equivalent to {leader} within {_pp(margin)}: {', '.join(eq.candidate)}."
-        if len(worse):
-            v.words += f" Worse beyond noise: {', '.join(worse.candidate)}."
-    v.tied = v.tied or [leader, *eq.candidate]
+    _decide(v, f"{leader} ({_pct(means[leader])}, n={len(cands[leader])})", compared, how, cost)
     if not_ranked:
         v.words += f" Not ranked (fewer than {MIN_INSTANCES} instances): {', '.join(not_ranked)}."
     thin = table[table.claim == "not compared"].candidate.tolist()
