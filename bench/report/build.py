@@ -90,32 +90,25 @@ def _plots(art: Path, ds: str, sec: str, n_secs: int, s: pd.DataFrame, ok: pd.Da
     return out
 
 
-def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | None = None,
-                 experiment: str | None = None, family: str | None = None, margin: float = MARGIN) -> ReportResult:
-    results_dir = Path(results_dir)
-    out_dir = Path(out_dir) if out_dir is not None else results_dir
-    notes: list[str] = []
-    runs = filter_runs(load_runs(results_dir, notes), dataset=dataset, experiment=experiment, family=family)
-    runs = label_models(runs)
-    ok, failed, retried, stopped = latest_attempts(runs[runs.stale == ""])
-    ok, repeats = one_per_instance(ok)
-    stale = latest_attempts(runs[runs.stale != ""])[0]
+def _analyse(results_dir: Path, ok: pd.DataFrame, failed: pd.DataFrame, notes: list[str], margin: float) -> tuple:
+    """Per-image outcomes, the pretraining contrast, each section's verdict, the pairwise table and the summary
+    (with its per-class columns) of the current ok runs."""
     outcomes = correctness(results_dir, ok)
     gains = contrasts.pretraining(ok, outcomes)
     verdicts = _verdicts(ok, outcomes, margin)
     comps = pd.concat([pairwise(d, outcomes, d.dataset.iloc[0], sec) for sec, d in ok.groupby("section", sort=False)]
                       or [pd.DataFrame(columns=COMP_COLS)], ignore_index=True)
     summary = summarise(ok, failed, read_csv(results_dir / "speed.csv", notes), verdicts)
-    article = article_datasets()
-    summary = add_published(summary, load_reference(), article)
     per_image = perclass.load(results_dir, ok)
     classes = {sec: perclass.section_classes(d, per_image) for sec, d in ok.groupby("section", sort=False)}
-    summary = _with_classes(summary, classes)
-    fills = _fills(ok, summary, results_dir)
-    curves = load_curves(results_dir, ok)
-    races = load_races(results_dir, notes, experiment)
-    if len(repeats):
-        notes.append(f"{len(repeats)} result(s) repeat a (seed, fold) instance already recorded for the same model "
+    return outcomes, gains, verdicts, comps, _with_classes(summary, classes), classes
+
+
+def _notes(repeats: int, retried: int, stopped: int, stale: int) -> list[str]:
+    """What the page says about rows it counted once, retried, interrupted or set apart."""
+    notes = []
+    if repeats:
+        notes.append(f"{repeats} result(s) repeat a (seed, fold) instance already recorded for the same model "
                      "and protocol (a re-run, another spelling of the dataset, a sweep and a race): each instance "
                      "counts once, its latest ok attempt; n counts instances.")
     if retried:
@@ -123,19 +116,60 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
     if stopped:
         notes.append(f"{stopped} interrupted run(s) (stopped by the user) are neither results nor failures; "
                      "resuming the sweep re-runs them.")
-    if len(stale):
-        notes.append(f"{len(stale)} run(s) on a superseded dataset version or split are shown apart (stale) and not "
+    if stale:
+        notes.append(f"{stale} run(s) on a superseded dataset version or split are shown apart (stale) and not "
                      "averaged in.")
+    return notes
 
-    name = output_name(experiment=experiment, dataset=dataset, family=family)
-    art = out_dir / name
-    art.mkdir(parents=True, exist_ok=True)
+
+def _write_tables(art: Path, summary, comps, gains, failed, stale) -> list[Path]:
     files = []
     for part, frame in [("summary", summary.drop(columns="config_json")), ("comparisons", comps),
                         ("pretraining", gains), ("failed", failed), ("stale", stale.reindex(columns=[
                             "dataset", "model", "run_id", "seed", "fold", "final_accuracy", "timestamp", "stale"]))]:
         frame.to_csv(art / f"{part}.csv", index=False)
         files.append(art / f"{part}.csv")
+    return files
+
+
+def _decision(s: pd.DataFrame, sec, verdicts: dict, fills: dict) -> Decision:
+    if not sec:
+        return Decision("No current runs.")
+    fill = {m: c for (k, m), c in fills.items() if k == sec}
+    return decide(s, verdicts.get(sec) or Verdict("none", "No finished runs yet."), fill)
+
+
+def _title(s: pd.DataFrame, sec, ok: pd.DataFrame) -> str:
+    """The scored images in words, and the machines the section pools when there are several."""
+    title = s.protocol_text.iloc[0] if len(s) else ""
+    machines = contexts(ok[ok.section == sec]) if sec else ""
+    return title + (f"; {machines}" if machines else "")
+
+
+def _races_html(races: list) -> str:
+    return ("<section><h2>Races</h2>" + "".join(race_html(r) for r in races) + "</section>") if races else ""
+
+
+def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | None = None,
+                 experiment: str | None = None, family: str | None = None, margin: float = MARGIN) -> ReportResult:
+    results_dir, notes = Path(results_dir), []
+    out_dir = Path(out_dir) if out_dir is not None else results_dir
+    runs = label_models(filter_runs(load_runs(results_dir, notes), dataset=dataset, experiment=experiment,
+                                    family=family))
+    ok, failed, retried, stopped = latest_attempts(runs[runs.stale == ""])
+    ok, repeats = one_per_instance(ok)
+    stale = latest_attempts(runs[runs.stale != ""])[0]
+    outcomes, gains, verdicts, comps, summary, classes = _analyse(results_dir, ok, failed, notes, margin)
+    article = article_datasets()
+    summary = add_published(summary, load_reference(), article)
+    fills = _fills(ok, summary, results_dir)
+    curves = load_curves(results_dir, ok)
+    races = load_races(results_dir, notes, experiment)
+    notes += _notes(len(repeats), retried, stopped, len(stale))
+    name = output_name(experiment=experiment, dataset=dataset, family=family)
+    art = out_dir / name
+    art.mkdir(parents=True, exist_ok=True)
+    files = _write_tables(art, summary, comps, gains, failed, stale)
     sections, decisions, baselines, tops, md = [], {}, {}, [], ["# Benchmark report\n", "## Verdicts\n"]
     md_sections = [race_markdown(r) for r in races]
     keys = list(dict.fromkeys(summary.section))
@@ -146,12 +180,7 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
         pretraining = contrasts.html_block(gains, ds)  # said once per dataset, under its first verdict
         for i, sec in enumerate(secs or [None]):
             s = summary[summary.section == sec]
-            fill = {m: c for (k, m), c in fills.items() if k == sec}
-            d = decide(s, verdicts.get(sec) or Verdict("none", "No finished runs yet."), fill) if sec else \
-                Decision("No current runs.")
-            title = s.protocol_text.iloc[0] if len(s) else ""
-            machines = contexts(ok[ok.section == sec]) if sec else ""
-            title += f"; {machines}" if machines else ""
+            d, title = _decision(s, sec, verdicts, fills), _title(s, sec, ok)
             decisions[ds if len(secs) < 2 else f"{ds} ({title})"] = d
             warn = baselines[ds if len(secs) < 2 else f"{ds} ({title})"] = perclass.warning(classes.get(sec))
             sc = classes.get(sec)
@@ -177,8 +206,7 @@ def build_report(results_dir: Path, out_dir: Path | None = None, dataset: str | 
     files.append(art / "summary.md")
     report = out_dir / f"{name}.html"
     filters = ", ".join(f"{k}={v}" for k, v in dict(dataset=dataset, experiment=experiment, family=family).items() if v)
-    race_part = ("<section><h2>Races</h2>" + "".join(race_html(r) for r in races) + "</section>") if races else ""
-    report.write_text(html_page(sections, notes, filters, len(ok), len(failed), race_part,
+    report.write_text(html_page(sections, notes, filters, len(ok), len(failed), _races_html(races),
                                 bool(set(summary.dataset) & article), "".join(tops)), encoding="utf-8")
     return ReportResult(report, [*files, report], summary, comps, failed, stale, decisions, verdicts, races, notes,
                         gains, baselines)
