@@ -173,7 +173,8 @@ def test_sweep_log_is_one_line_per_run(tiny_folder, tmp_path, capfd):
     out, err = capfd.readouterr()
     lines = err.splitlines()
     assert out == "" and "\r" not in err  # every line on stderr, as the sweep's start and end lines
-    assert [line.split(":")[0] for line in lines] == ["bench", "bench", "bench"], lines
+    assert [line.split(":")[0] for line in lines] == ["bench"] * 4, lines  # start, time estimate, run, end
+    assert sum(line.startswith("bench: estimated ") for line in lines) == 1, lines
     run_lines = [line for line in lines if line.startswith("bench: ok ")]
     assert len(run_lines) == 1 and "weights random" in run_lines[0], lines
 
