@@ -93,13 +93,13 @@ def _plots(art: Path, ds: str, sec: str, n_secs: int, s: pd.DataFrame, ok: pd.Da
 def _analyse(results_dir: Path, ok: pd.DataFrame, failed: pd.DataFrame, notes: list[str], margin: float) -> tuple:
     """Per-image outcomes, the pretraining contrast, each section's verdict, the pairwise table and the summary
     (with its per-class columns) of the current ok runs."""
-    outcomes = correctness(results_dir, ok)
+    per_image = perclass.load(results_dir, ok)  # each run's outcomes file, read once
+    outcomes = correctness(per_image)
     gains = contrasts.pretraining(ok, outcomes)
     verdicts = _verdicts(ok, outcomes, margin)
     comps = pd.concat([pairwise(d, outcomes, d.dataset.iloc[0], sec) for sec, d in ok.groupby("section", sort=False)]
                       or [pd.DataFrame(columns=COMP_COLS)], ignore_index=True)
     summary = summarise(ok, failed, read_csv(results_dir / "speed.csv", notes), verdicts)
-    per_image = perclass.load(results_dir, ok)
     classes = {sec: perclass.section_classes(d, per_image) for sec, d in ok.groupby("section", sort=False)}
     return outcomes, gains, verdicts, comps, _with_classes(summary, classes), classes
 

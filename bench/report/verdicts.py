@@ -10,26 +10,16 @@ import numpy as np
 import pandas as pd
 
 from ..stats import ALPHA, MARGIN, MIN_INSTANCES, Verdict, gap, verdict
+from .outcomes import correct_by_item
 
 COMP_COLS = ["dataset", "section", "a", "b", "n_pairs", "diff", "lo", "hi", "p_value"]
 STATS_INSTANCE = ["seed", "fold"]  # within a section the split (and so split_seed) is one
 
 
-def correctness(results_dir, ok: pd.DataFrame) -> dict[str, pd.Series]:
-    """run_id -> 0/1 per validation image, for the rows that recorded per-image outcomes."""
-    try:
-        from .outcomes import read_outcomes
-    except ImportError:  # results written before per-image outcomes existed: the verdict bounds the image term
-        return {}
-    out = {}
-    for row in ok.to_dict("records"):
-        frame = read_outcomes(results_dir, row)
-        if frame is None or frame.empty:
-            continue
-        valid = frame[frame["split"].astype(str) == "valid"]
-        out[str(row["run_id"])] = pd.Series((valid["pred"].astype(str) == valid["label"].astype(str)).astype(int)
-                                            .to_numpy(), index=valid["item"].astype(str).to_numpy())
-    return out
+def correctness(frames: dict[str, pd.DataFrame]) -> dict[str, pd.Series]:
+    """run_id -> 0/1 per validation image, from the outcomes already read (perclass.load; rows without them are
+    absent: the verdict bounds their image term)."""
+    return {rid: correct_by_item(frame).astype(int) for rid, frame in frames.items()}
 
 
 def candidate_runs(ok: pd.DataFrame) -> pd.DataFrame:

@@ -10,6 +10,7 @@ import pandas as pd
 
 from .gap import ALPHA, INSTANCE, MARGIN, MIN_INSTANCES, Gap, gap
 
+
 @dataclass
 class Comparison:
     candidate: str
@@ -48,7 +49,7 @@ def by_candidate(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {c: d for c, d in ok.groupby("candidate", sort=True)}
 
 
-def _leader(cands: dict[str, pd.DataFrame], ranked: list[str], outcomes, cost) -> tuple[str | None, list]:
+def _leader(cands: dict[str, pd.DataFrame], ranked: list[str], cost) -> tuple[str | None, list]:
     """The candidate no other ranked candidate leads on their shared instances (>= MIN_INSTANCES). None with the
     cycle's members when every one is led by another (never decided by name)."""
     ahead = {m: [o for o in ranked if o != m and shares(cands[m], cands[o]) >= MIN_INSTANCES
@@ -84,7 +85,7 @@ def compare_all(runs: pd.DataFrame, outcomes: dict | None = None, *, alpha: floa
     cands = by_candidate(runs)
     ranked = [c for c, d in cands.items() if len(d) >= MIN_INSTANCES]
     not_ranked = [c for c in cands if c not in ranked]
-    leader, cycle = _leader(cands, ranked, outcomes, cost) if ranked else (None, [])
+    leader, cycle = _leader(cands, ranked, cost) if ranked else (None, [])
     level = level if level is not None else pair_level(len(ranked), alpha)
     comps = []
     for c in ranked:
