@@ -18,18 +18,10 @@ import pandas as pd
 
 import hashlib
 
-from ..identity import protocol_fields, variant_labels
+from ..identity import variant_labels
 from .variants import identity_keys
 
 INSTANCE = ["seed", "split_seed", "fold"]
-def protocol_frame(ident: pd.DataFrame) -> pd.DataFrame:
-    """The identity (text, '' = not recorded) minus the architecture-only fields, with the kind of weights
-    (bench.identity.protocol_fields)."""
-    records = [protocol_fields({k: v for k, v in r.items() if v != ""}) for r in ident.to_dict("records")]
-    frame = pd.DataFrame.from_records(records, index=ident.index) if records else pd.DataFrame(index=ident.index)
-    return frame.fillna("").astype(str)
-
-
 SCORED = ["dataset_fingerprint", "split_hash", "pct_images"]  # what fixes the scored images (the fold: an instance)
 
 

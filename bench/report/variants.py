@@ -1,6 +1,6 @@
 """What makes two runs comparable, as the report reads it: each row's identity (bench/identity.py, the same function
-that made its run id) minus the instance, readable variant labels, and stale rows from a superseded dataset version
-or split.
+that made its run id) minus the instance (candidates are labelled by bench.identity.variant_labels), and stale
+rows from a superseded dataset version or split.
 
 Only runs with the same identity are averaged; the identity holds the whole config minus the fields that cannot change
 the numbers, so a setting added to `RunConfig` later is covered without touching this.
@@ -12,10 +12,6 @@ import json
 import pandas as pd
 
 from ..identity import row_identity as run_identity, variant_fields
-
-# The identity's instance fields (seed, fold: the report averages over them) are left out of a variant's identity;
-# the dataset fingerprint and split hash stay in it (mark_stale tells superseded versions apart).
-DATA = ["dataset_fingerprint", "split_hash"]
 
 
 def _text(v) -> str:
@@ -68,21 +64,6 @@ def from_keys(keys: pd.Series) -> pd.DataFrame:
     frame = pd.DataFrame.from_records([json.loads(k) for k in keys], index=keys.index) if len(keys) else \
         pd.DataFrame(index=keys.index)
     return frame.fillna("")
-
-
-def variant_labels(runs: pd.DataFrame, ident: pd.DataFrame) -> pd.Series:
-    """The arch plus only the settings that differ between its runs on that dataset (so the common case stays a bare
-    arch name); distinct identities get distinct labels."""
-    labels = runs.arch.astype(str).copy()
-    for _, idx in runs.groupby(["dataset", "arch"], dropna=False).groups.items():
-        varying = [c for c in ident.columns if ident.loc[idx, c].nunique() > 1]
-        # Among current rows the split hash follows from split_seed/n_folds: name it only when nothing else differs.
-        varying = [c for c in varying if c not in DATA] or varying
-        if varying:
-            extra = ident.loc[idx, varying].apply(
-                lambda r: ", ".join(f"{c}={v or '?'}" for c, v in r.items()), axis=1)
-            labels[idx] = labels[idx] + " [" + extra + "]"
-    return labels
 
 
 def mark_stale(runs: pd.DataFrame) -> pd.Series:
