@@ -17,7 +17,6 @@ from ..config import RunConfig
 from ..identity import CORE_LIBRARIES
 from ..provenance import version
 from .archs import ArchSpec
-from .fastpath import memory_format
 from .libraries import LIBRARIES
 
 # the package whose code builds each source's bodies (and so whose version changes their numbers)
@@ -104,10 +103,6 @@ def resolve_device(name: str) -> torch.device:
 def realise(cfg: RunConfig, spec: ArchSpec, weights: str) -> dict:
     """The realised half of the identity (see bench.identity.identity's keyword arguments); `weights`: what
     bench.train.weights.resolve_weights said the run will load."""
-    device = resolve_device(cfg.device)
-    return dict(weights=weights, precision=numeric_precision(cfg.precision, device), versions=library_versions(spec))
-
-
-def planned_memory_format(cfg: RunConfig) -> str:
-    """The memory format `channels_last` resolves to on this machine (context, not identity)."""
-    return memory_format(cfg.channels_last, resolve_device(cfg.device), cfg.img_size)
+    # the precision asked is the one computed: protocol.run sets the device to it (numeric_precision), so planning
+    # changes no global switch in the planner's process
+    return dict(weights=weights, precision=cfg.precision, versions=library_versions(spec))
