@@ -244,3 +244,30 @@ def test_resume_mid_race_reuses_the_runs_and_prints_the_reports_verdict(tmp_path
     out = capsys.readouterr().out
     assert "6 of 6 runs = 100 % of the full factorial" in out and res.words in out.splitlines()
     assert list(csv.DictReader(open(runs))) == after and len(read_log(log)) == 3
+
+
+def test_the_futility_projection_on_the_instances_run_is_the_gap_itself():
+    """racelook.projected follows bench.stats.gap's variance: projected onto the instances already run it gives the
+    gap's own variance, with or without a fold effect (it assumed the old max(within, across) rule)."""
+    import numpy as np
+    import pandas as pd
+    from bench.stats import gap
+    from bench.sweep.racelook import projected
+    rng = np.random.default_rng(3)
+    rows, out = [], {}
+    for f, shift in enumerate((0.0, 0.15, 0.0)):  # fold 1: B much worse there, a fold effect
+        items = [f"f{f}/{i}" for i in range(300)]
+        for c, p in (("A", 0.8), ("B", 0.75 - shift)):
+            for s in range(2):
+                rid = f"{c}{s}{f}"
+                out[rid] = pd.Series((rng.random(300) < p).astype(int), index=items)
+                rows.append(dict(candidate=c, seed=str(s), fold=str(f), run_id=rid,
+                                 final_accuracy=out[rid].mean(), n_valid=300))
+    runs = pd.DataFrame(rows)
+    g = gap(runs[runs.candidate == "A"], runs[runs.candidate == "B"], out)
+    shared = [(s, f) for f in range(3) for s in range(2)]
+    var, df = projected(g, shared, shared)
+    assert g.var > g.var_seed + g.var_image and var == pytest.approx(g.var) and df == pytest.approx(g.df, rel=0.5)
+    # more seeds on the same folds shrink the seed part only: the fold effect stays
+    more, _ = projected(g, shared, [(s, f) for f in range(3) for s in range(6)])
+    assert g.var - g.var_seed * (1 - 2 / 6) == pytest.approx(more)

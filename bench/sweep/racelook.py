@@ -81,10 +81,10 @@ def futile(g: Gap, level: float, margin: float, shared: list[tuple], final: list
 
 def projected(g: Gap, shared: list[tuple], final: list[tuple], n_train: float | None = None) -> tuple[float, float]:
     """The gap's variance on `final` (seed, fold) instances, from its components on `shared`, and the degrees of
-    freedom its test would have: one seed's variance within a fold is divided by each fold's seeds, one fold's image
-    variance by the folds; where the spread of the fold gaps was the larger (bench.stats' Nadeau-Bengio term), what
-    it holds beyond the image term is taken for seed noise (optimistic: a real fold effect would not shrink), its
-    factor 1/F + n_valid/n_train follows F, and so do its F - 1 degrees of freedom (else a normal quantile)."""
+    freedom its test would have, as bench.stats.gap builds it: one seed's variance within a fold is divided by each
+    fold's seeds, one fold's image variance by the folds, and the folds' own effect (what `g.var` holds beyond those
+    two: the random-effects term) keeps its size with Nadeau-Bengio's factor 1/F + n_valid/n_train for the final F
+    and F - 1 degrees of freedom (Welch-Satterthwaite; the within-fold parts taken as exact)."""
     now, then = Counter(f for _, f in shared), Counter(f for _, f in final)
     k, k2 = len(now), len(then)
     if not k or g.var <= 0:
@@ -93,16 +93,12 @@ def projected(g: Gap, shared: list[tuple], final: list[tuple], n_train: float | 
     image = g.var_image * k                               # one fold's image term (its mean gap's variance)
     seed = g.var_seed * k ** 2 / inv_now                  # one seed's variance within a fold
     ratio = g.images / n_train if n_train else NB_RATIO
-    across = k >= 2 and g.var > (g.var_seed + g.var_image) * (1 + 1e-9)
-    if across:
-        spread = g.var / (1 / k + ratio)                  # the variance of the fold gaps
-        seed = max(seed, (spread - image) * k / inv_now)
     within = seed * inv_then / k2 ** 2 + image / k2
-    if across and k2 >= 2:
-        folds = (1 / k2 + ratio) * (seed * inv_then / k2 + image)
-        if folds > within:
-            return folds, k2 - 1
-    return within, math.inf
+    between = max(g.var - g.var_seed - g.var_image, 0.0) / (1 / k + ratio) if k >= 2 else 0.0
+    if k2 < 2 or between <= 0:
+        return within, math.inf
+    extra = (1 / k2 + ratio) * between
+    return within + extra, (within + extra) ** 2 / (extra ** 2 / (k2 - 1))
 
 
 # --- the race's runs as bench.stats' input (scores: candidate -> {(seed, fold): race.Score})
