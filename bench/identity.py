@@ -204,6 +204,10 @@ def row_identity(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def current_run_id(row: Mapping[str, Any]) -> str:
-    """The run id a row's experiment instance has today: the hash of its identity, upgraded (a version-2 row is
-    found under its version-3 id; a current row's is its recorded `run_id`)."""
+    """The run id a row is found under today: its recorded `run_id` when the row is of the current identity version
+    (a failed row keeps the id its job was planned under, even where its identity says otherwise), else the hash of
+    its upgraded identity (a version-2 row is found under its version-3 id)."""
+    text = row.get("identity_json")
+    if isinstance(text, str) and f'"identity_version": {IDENTITY_VERSION}' in text and row.get("run_id"):
+        return str(row["run_id"])
     return run_id(row_identity(row))
